@@ -1,0 +1,44 @@
+/* hsrl.c: the `hsrl` command. Parses the subcommand (git style) and calls one folder's entry
+ * point. Every command has --help and exits 0 on success, 2 on a usage or input error (the
+ * message names the file, line and field), 1 on an internal failure (architecture.md). */
+#include <stdio.h>
+#include <string.h>
+
+#include "common/hsrl_status.h"
+
+typedef struct hsrl_command {
+  const char *name;
+  const char *summary;
+  int (*run)(int argc, char **argv); /* argv[0] is the command name; returns an exit status */
+} hsrl_command;
+
+static const hsrl_command commands[] = {
+    {NULL, NULL, NULL},
+};
+
+static void print_usage(FILE *f) {
+  fprintf(f,
+          "usage: hsrl [--version] [--help] <command> [<args>]\n\n"
+          "Hierarchical Semantic RL for slate recommendation.\n\ncommands:\n");
+  for (const hsrl_command *c = commands; c->name; c++) fprintf(f, "  %-14s %s\n", c->name, c->summary);
+  fprintf(f, "\n'hsrl <command> --help' describes a command.\n");
+}
+
+int main(int argc, char **argv) {
+  if (argc < 2) {
+    print_usage(stderr);
+    return 2;
+  }
+  if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+    print_usage(stdout);
+    return 0;
+  }
+  if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version")) {
+    printf("hsrl %s\n", HSRL_VERSION);
+    return 0;
+  }
+  for (const hsrl_command *c = commands; c->name; c++)
+    if (!strcmp(argv[1], c->name)) return c->run(argc - 1, argv + 1);
+  fprintf(stderr, "hsrl: '%s' is not a command; see 'hsrl --help'\n", argv[1]);
+  return 2;
+}
