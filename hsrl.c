@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "common/hsrl_config_cmd.h"
 #include "common/hsrl_status.h"
 
 typedef struct hsrl_command {
@@ -13,6 +14,7 @@ typedef struct hsrl_command {
 } hsrl_command;
 
 static const hsrl_command commands[] = {
+    {"config", "show, check or hash the effective config (INI + --set overrides)", hsrl_config_command},
     {NULL, NULL, NULL},
 };
 

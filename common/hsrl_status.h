@@ -34,7 +34,7 @@ void hsrl_err_clear(void);
 const char *hsrl_status_name(hsrl_status code);
 int hsrl_status_exit_code(hsrl_status code);
 
-/* Propagate a failing status: HSRL_TRY(st = f(...)); inside a function with a `done:` label. */
+/* Propagate a failing status: `HSRL_TRY(f(...));` assigns the local `st` and jumps to `done:`. */
 #define HSRL_TRY(expr) \
   do { if ((st = (expr)) != HSRL_OK) goto done; } while (0)
 

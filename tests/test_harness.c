@@ -70,7 +70,8 @@ double test_max_scaled_diff(const float *a, const float *b, int64_t n, double at
   double worst = 0.0;
   for (int64_t i = 0; i < n; i++) {
     double d = fabs((double)a[i] - (double)b[i]) / (atol + rtol * fabs((double)b[i]));
-    if (!(d <= worst)) worst = d; /* NaN propagates as a failure */
+    if (isnan(d)) return NAN; /* a NaN anywhere is a failure, whatever follows it */
+    if (d > worst) worst = d;
   }
   return worst;
 }

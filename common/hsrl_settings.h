@@ -1,0 +1,176 @@
+/* hsrl_settings.h: the project's settings: every section and key of an hsrl config file, with its
+ * type, default, allowed values or range, and help (architecture.md "Config"; defaults from
+ * method.md sections 3-9 and datasets.md).
+ *
+ * One line per field: X(section, key, TYPE, "default", allowed, "help"), in the list of its
+ * section below. That line declares the struct member (hsrl_settings.<section>.<key>) and the
+ * engine's table row (hsrl_settings.c). TYPE is INT (int64_t), DOUBLE (double), BOOL (bool),
+ * STRING (char[HSRL_SETTINGS_STR_MAX]) or ENUM (char[HSRL_SETTINGS_ENUM_MAX], one of the words of
+ * `allowed`, compare with strcmp). `allowed` is "a|b|c" for ENUM, a range "[lo,hi]" / "(lo,hi)" /
+ * "[lo,inf)" for INT and DOUBLE, NULL for none. A new section: a new list macro and one entry in
+ * HSRL_SETTINGS_SECTIONS (the struct typedef, the member of hsrl_settings and the rows follow).
+ * Renaming or adding a field changes every config hash (files stamped by the old one are refused).
+ *
+ * Modules take the section they need: sim_model_init(const hsrl_settings_sim *cfg), ... The
+ * whole struct is plain data (copy with =). Cross-field rules (heads divide widths, ...) are in
+ * hsrl_settings_validate(). */
+#ifndef HSRL_SETTINGS_H
+#define HSRL_SETTINGS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/hsrl_config.h"
+#include "common/hsrl_status.h"
+
+#define HSRL_SETTINGS_STR_MAX 256
+#define HSRL_SETTINGS_ENUM_MAX 32
+
+/* clang-format off */
+#define HSRL_SETTINGS_RUN(X) \
+  X(run, name,         STRING, "demo", NULL,      "run name; the run directory is out_dir/name") \
+  X(run, seed,         INT,    "1",    "[0,inf)", "master seed of every random stream") \
+  X(run, out_dir,      STRING, "runs", NULL,      "directory that holds the run directories") \
+  X(run, blas_threads, INT,    "1",    "[1,256]", "OpenBLAS threads per rank")
+
+#define HSRL_SETTINGS_DATA(X) \
+  X(data, format,         ENUM,   "synth", "synth|ml1m|ml100k|rl4rs", "dataset reader") \
+  X(data, input,          STRING, "",      NULL,       "dataset directory (unused for synth)") \
+  X(data, slate_size,     INT,    "10",    "[1,1000]", "K: items per slate (MovieLens 10, RL4RS 9)") \
+  X(data, history_len,    INT,    "50",    "[1,1000]", "H: history items per state, left-padded with id 0") \
+  X(data, train_fraction, DOUBLE, "0.8",   "(0,1)",    "each user's earliest share of records trains, the rest tests")
+
+#define HSRL_SETTINGS_SYNTH(X) \
+  X(synth, items,         INT, "1000", "[1,inf)",  "N: catalog size") \
+  X(synth, users,         INT, "500",  "[1,inf)",  "number of users") \
+  X(synth, topics,        INT, "8",    "[1,inf)",  "T: topics of the item mixture") \
+  X(synth, subtopics,     INT, "4",    "[1,inf)",  "S: subtopics per topic") \
+  X(synth, item_features, INT, "16",   "[1,4096]", "D: item feature width") \
+  X(synth, user_features, INT, "16",   "[1,4096]", "P: user feature width") \
+  X(synth, sessions,      INT, "20",   "[1,inf)",  "logged slates per user") \
+  X(synth, seed,          INT, "7",    "[0,inf)",  "seed of the synthetic world (not run.seed)")
+
+#define HSRL_SETTINGS_SIM(X) \
+  X(sim, f,                 INT,    "16",   "[1,4096]",  "f: width of the user-response model") \
+  X(sim, hidden,            INT,    "256",  "[1,65536]", "hidden width of the user tower") \
+  X(sim, heads,             INT,    "2",    "[1,64]",    "attention heads (must divide f)") \
+  X(sim, dropout,           DOUBLE, "0.2",  "[0,1)",     "dropout in the user tower") \
+  X(sim, lr,                DOUBLE, "1e-3", "(0,inf)",   "Adam learning rate") \
+  X(sim, l2,                DOUBLE, "3e-4", "[0,inf)",   "L2 coefficient added to the BCE loss") \
+  X(sim, batch,             INT,    "128",  "[1,inf)",   "records per update") \
+  X(sim, max_epochs,        INT,    "20",   "[1,inf)",   "upper bound on training epochs") \
+  X(sim, patience,          INT,    "3",    "[0,inf)",   "epochs without a better validation AUC before stopping (0: never)") \
+  X(sim, val_fraction,      DOUBLE, "0.1",  "[0,1)",     "share of train records held out for early stopping") \
+  X(sim, item_id_embedding, BOOL,   "true", NULL,        "learned item-id embedding added to the item projection (false: as the reference)")
+
+#define HSRL_SETTINGS_SID(X) \
+  X(sid, levels,   INT,  "3",     "[1,8]",        "L: SID levels") \
+  X(sid, vocab,    INT,  "64",    "[2,65536]",    "V: codes per level (16: hundreds of items, 64: thousands, 256: more)") \
+  X(sid, vectors,  ENUM, "sim",   "sim|features", "vectors to quantise: the simulator's item vectors, or raw features") \
+  X(sid, balanced, BOOL, "false", NULL,           "capacity-balanced k-means") \
+  X(sid, max_iter, INT,  "100",   "[1,inf)",      "Lloyd iterations at most per level")
+
+#define HSRL_SETTINGS_ENV(X) \
+  X(env, batch,       INT,    "32",             "[1,inf)",  "B_env: simulated users per actor") \
+  X(env, temper,      DOUBLE, "20",             "(0,inf)",  "initial temper; the user leaves when it drops below 1") \
+  X(env, reward,      ENUM,   "mean_with_cost", "mean_with_cost|sum_with_cost", "+1 per click, -cost per other item; mean or sum over the slate") \
+  X(env, cost,        DOUBLE, "0.1",            "[0,inf)",  "penalty of a shown item that is not clicked") \
+  X(env, sweet_point, BOOL,   "false",          NULL,       "RL4RS transform r <- 1 - |r - sweet_value|") \
+  X(env, sweet_value, DOUBLE, "0.9",            NULL,       "target reward of the sweet-point transform")
+
+#define HSRL_SETTINGS_AGENT(X) \
+  X(agent, d,              INT,    "32",     "[1,4096]",  "d: model width of the state encoder and heads") \
+  X(agent, layers,         INT,    "2",      "[1,64]",    "transformer layers of the state encoder") \
+  X(agent, heads,          INT,    "4",      "[1,64]",    "attention heads (must divide d)") \
+  X(agent, ffn,            INT,    "128",    "[1,65536]", "feed-forward width of the transformer") \
+  X(agent, dropout,        DOUBLE, "0.1",    "[0,1)",     "dropout of the state encoder") \
+  X(agent, tau_temp,       DOUBLE, "1.0",    "(0,inf)",   "tau: temperature of the per-level softmax") \
+  X(agent, critic_hidden,  STRING, "256,64", NULL,        "hidden widths of the critic MLP, comma-separated") \
+  X(agent, critic_dropout, DOUBLE, "0.2",    "[0,1)",     "dropout of the critic MLP") \
+  X(agent, gamma,          DOUBLE, "0.9",    "[0,1]",     "discount factor") \
+  X(agent, target_tau,     DOUBLE, "0.01",   "(0,1]",     "soft-update rate of the target networks") \
+  X(agent, actor_lr,       DOUBLE, "1e-3",   "(0,inf)",   "Adam learning rate of the actor") \
+  X(agent, critic_lr,      DOUBLE, "1e-3",   "(0,inf)",   "Adam learning rate of the critic") \
+  X(agent, weight_decay,   DOUBLE, "1e-5",   "[0,inf)",   "L2 weight decay of actor and critic") \
+  X(agent, entropy_weight, DOUBLE, "0.1",    "[0,inf)",   "lambda_H: weight of the entropy regulariser") \
+  X(agent, bc_weight,      DOUBLE, "0.1",    "[0,inf)",   "lambda_BC: weight of behaviour cloning of clicks") \
+  X(agent, epsilon,        DOUBLE, "0",      "[0,1]",     "uniform share mixed into item scores when exploring") \
+  X(agent, hierarchy,      BOOL,   "true",   NULL,        "residual hierarchical heads (false: every head reads c_0)") \
+  X(agent, mlc,            BOOL,   "true",   NULL,        "multi-level critic (false: one value on c_0)") \
+  X(agent, entropy,        BOOL,   "true",   NULL,        "use the entropy regulariser") \
+  X(agent, bc,             BOOL,   "true",   NULL,        "use behaviour cloning") \
+  X(agent, sid_embedding,  BOOL,   "false",  NULL,        "add SID token embeddings to each history item's input") \
+  X(agent, user_state,     BOOL,   "false",  NULL,        "add a user-feature projection to the state") \
+  X(agent, decoder,        ENUM,   "trie",   "trie|catalog", "best-first search over the SID trie, or scoring every item")
+
+#define HSRL_SETTINGS_TRAIN(X) \
+  X(train, iterations,       INT, "50000",  "[1,inf)", "learner updates (one env step per actor each)") \
+  X(train, batch,            INT, "64",     "[1,inf)", "transitions per update") \
+  X(train, buffer,           INT, "100000", "[1,inf)", "replay capacity in transitions (over all shards)") \
+  X(train, learning_starts,  INT, "2000",   "[0,inf)", "transitions stored before the first update") \
+  X(train, report_every,     INT, "100",    "[1,inf)", "updates between rows of metrics.tsv") \
+  X(train, checkpoint_every, INT, "5000",   "[0,inf)", "updates between checkpoints (0: only the last)")
+
+#define HSRL_SETTINGS_DIST(X) \
+  X(dist, replay_shards,         INT,  "0",     "[0,4096]", "R: replay shard ranks (0: replay inside the learner)") \
+  X(dist, sync,                  BOOL, "false", NULL,       "lock-step: the same seed gives the same result") \
+  X(dist, max_lag,               INT,  "32",    "[0,inf)",  "policy versions an actor may lag before it waits (0: no limit)") \
+  X(dist, broadcast_every,       INT,  "10",    "[1,inf)",  "updates between parameter broadcasts") \
+  X(dist, off_policy_correction, BOOL, "false", NULL,       "clipped importance weights on the policy gradient")
+
+#define HSRL_SETTINGS_EVAL(X) \
+  X(eval, episodes, INT, "1000", "[1,inf)",  "finished episodes per evaluation seed") \
+  X(eval, seeds,    INT, "3",    "[1,1000]", "evaluation seeds; results are mean +- std across them")
+
+/* Every section, in file order: S(name, LIST). */
+#define HSRL_SETTINGS_SECTIONS(S) \
+  S(run, HSRL_SETTINGS_RUN) S(data, HSRL_SETTINGS_DATA) S(synth, HSRL_SETTINGS_SYNTH) \
+  S(sim, HSRL_SETTINGS_SIM) S(sid, HSRL_SETTINGS_SID) S(env, HSRL_SETTINGS_ENV) \
+  S(agent, HSRL_SETTINGS_AGENT) S(train, HSRL_SETTINGS_TRAIN) S(dist, HSRL_SETTINGS_DIST) \
+  S(eval, HSRL_SETTINGS_EVAL)
+/* clang-format on */
+
+#define HSRL_SETTINGS_CTYPE_INT(k) int64_t k
+#define HSRL_SETTINGS_CTYPE_DOUBLE(k) double k
+#define HSRL_SETTINGS_CTYPE_BOOL(k) bool k
+#define HSRL_SETTINGS_CTYPE_STRING(k) char k[HSRL_SETTINGS_STR_MAX]
+#define HSRL_SETTINGS_CTYPE_ENUM(k) char k[HSRL_SETTINGS_ENUM_MAX]
+#define HSRL_SETTINGS_MEMBER(sec, k, type, def, allowed, help) HSRL_SETTINGS_CTYPE_##type(k);
+#define HSRL_SETTINGS_SECTION_STRUCT(sec, LIST) \
+  typedef struct hsrl_settings_##sec { LIST(HSRL_SETTINGS_MEMBER) } hsrl_settings_##sec;
+HSRL_SETTINGS_SECTIONS(HSRL_SETTINGS_SECTION_STRUCT)
+
+#define HSRL_SETTINGS_SECTION_MEMBER(sec, LIST) hsrl_settings_##sec sec;
+typedef struct hsrl_settings {
+  HSRL_SETTINGS_SECTIONS(HSRL_SETTINGS_SECTION_MEMBER)
+} hsrl_settings;
+
+/* The engine's description of hsrl_settings (static storage). */
+const hsrl_config_schema *hsrl_settings_schema(void);
+
+/* Every field at its default. */
+void hsrl_settings_defaults(hsrl_settings *s);
+
+/* The effective config: defaults, then the file at `path` (NULL: none), then the n_sets
+ * "section.key=value" overrides in order (the last wins), then hsrl_settings_validate. Errors
+ * name the file and line, or the --set argument (HSRL_E_USAGE). */
+hsrl_status hsrl_settings_load(hsrl_settings *s, const char *path, int64_t n_sets,
+                               const char *const *sets);
+
+/* Defaults, then config text (as stored in a checkpoint or run directory), then validation. */
+hsrl_status hsrl_settings_load_string(hsrl_settings *s, const char *text, const char *name);
+
+/* Cross-field rules of an effective config; `source` (the config file, or NULL) prefixes the
+ * message, which names the field: "demo.ini: field 'agent.heads': 5 does not divide agent.d = 32". */
+hsrl_status hsrl_settings_validate(const hsrl_settings *s, const char *source);
+
+/* INI text of the effective config and its hash (hsrl_config_write / hsrl_config_hash). */
+size_t hsrl_settings_write(const hsrl_settings *s, int flags, char *buf, size_t cap);
+uint64_t hsrl_settings_hash(const hsrl_settings *s);
+
+/* Parses "256,64" into out[0..max_n): returns the count, or -1 if the text is not 1..max_n
+ * positive integers separated by commas (spaces allowed). */
+int64_t hsrl_settings_parse_int_list(const char *text, int64_t *out, int64_t max_n);
+
+#endif

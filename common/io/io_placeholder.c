@@ -1,2 +1,0 @@
-/* removed when the first io file lands */
-typedef int io_placeholder_unused;

@@ -1,0 +1,22 @@
+/* nn_dropout.h: inverted dropout with stateless masks (method.md section 7).
+ *
+ * mask[i] = 1 keeps element i; drawn from Philox keyed by `key` with counter = offset + i
+ * (stateless, so the same (key, offset) always gives the same mask, however the tensor is split:
+ * element i uses word (offset+i) % 4 of Philox block (offset+i) / 4). An element is kept with
+ * probability 1-p and kept elements are scaled by 1/(1-p). p == 0: out = inp, mask all 1.
+ * 0 <= p < 1. A mask may be supplied by the caller instead with nn_dropout_apply.
+ * Backward ADDS dout * mask / (1-p) into dinp. */
+#ifndef NN_DROPOUT_H
+#define NN_DROPOUT_H
+
+#include <stdint.h>
+
+void nn_dropout_mask(uint8_t *mask /* (n) */, int64_t n, float p, uint64_t key, uint64_t offset);
+void nn_dropout_apply(float *out /* (n) */, const float *inp /* (n) */, const uint8_t *mask /* (n) */,
+                      int64_t n, float p); /* out may alias inp */
+void nn_dropout_forward(float *out /* (n) */, uint8_t *mask /* (n) */, const float *inp /* (n) */,
+                        int64_t n, float p, uint64_t key, uint64_t offset);
+void nn_dropout_backward(float *dinp /* (n) */, const float *dout /* (n) */,
+                         const uint8_t *mask /* (n) */, int64_t n, float p);
+
+#endif

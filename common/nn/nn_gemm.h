@@ -1,0 +1,16 @@
+/* nn_gemm.h: the one general matrix multiply of the tree (architecture.md "Numerical core").
+ *
+ * Row-major C(m,n) = alpha * op(A)(m,k) * op(B)(k,n) + beta * C, op(X) = X^T when trans_* != 0.
+ * lda/ldb/ldc are the row strides of A, B, C as stored (A is (k,m) in memory when trans_a).
+ * This wrapper is the only caller of cblas_sgemm (OpenBLAS); every layer multiplies through it.
+ * beta == 0 overwrites C without reading it (NaNs already in C do not propagate). */
+#ifndef NN_GEMM_H
+#define NN_GEMM_H
+
+#include <stdint.h>
+
+void nn_gemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+             const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c,
+             int64_t ldc);
+
+#endif

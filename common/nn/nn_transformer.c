@@ -1,0 +1,285 @@
+/* nn_transformer.c: post-norm transformer encoder layer (see nn_transformer.h; method.md s. 6).
+ *
+ * Forward, for the n = B * n_q query rows (the last n_q positions of every sequence):
+ *   xq  = x[:, T-n_q:, :]                       (gathered; x itself when n_q == T)
+ *   r1  = xq + Drop_1(MHA(xq, x))               (causal with q_offset = T - n_q, key padding)
+ *   x1  = LN1(r1)
+ *   h   = ReLU(x1 W1^T + b1);  hd = Drop_2(h)
+ *   r2  = x1 + Drop_3(hd W2^T + b2)
+ *   out = LN2(r2)
+ * Backward mirrors it in reverse and scatters the query-row gradient back into dx.
+ * Dropout sites use keys derived from the layer key: 0 attention weights, 1 after attention,
+ * 2 after the ReLU, 3 after the FFN. */
+#include "common/nn/nn_transformer.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "common/hsrl_check.h"
+#include "common/nn/nn_activation.h"
+#include "common/nn/nn_dropout.h"
+#include "common/nn/nn_layernorm.h"
+#include "common/nn/nn_linear.h"
+
+enum { SITE_ATTN_WEIGHTS = 0, SITE_ATTN_OUT = 1, SITE_FFN_HIDDEN = 2, SITE_FFN_OUT = 3 };
+
+static int64_t round16(int64_t n) { return (n + 15) / 16 * 16; }
+static int64_t aligned(int64_t n) {
+  return (n + NN_TRANSFORMER_ALIGN - 1) / NN_TRANSFORMER_ALIGN * NN_TRANSFORMER_ALIGN;
+}
+static int64_t bytes_as_floats(int64_t n_bytes) { return round16((n_bytes + 3) / 4); }
+
+nn_transformer_layout nn_transformer_layout_of(int64_t E, int64_t F) {
+  HSRL_CHECK(E > 0 && F > 0);
+  nn_transformer_layout l;
+  int64_t o = 0;
+#define PLACE(field, n) (l.field = aligned(o), o = l.field + (n))
+  PLACE(w_in, 3 * E * E);
+  PLACE(b_in, 3 * E);
+  PLACE(w_o, E * E);
+  PLACE(b_o, E);
+  PLACE(w1, F * E);
+  PLACE(b1, F);
+  PLACE(w2, E * F);
+  PLACE(b2, E);
+  PLACE(ln1_gamma, E);
+  PLACE(ln1_beta, E);
+  PLACE(ln2_gamma, E);
+  PLACE(ln2_beta, E);
+#undef PLACE
+  l.n_params = o;
+  return l;
+}
+
+int64_t nn_transformer_param_count(int64_t E, int64_t F) { return nn_transformer_layout_of(E, F).n_params; }
+
+void nn_transformer_tensors(nn_transformer_tensor out[NN_TRANSFORMER_N_TENSORS], int64_t E, int64_t F) {
+  nn_transformer_layout l = nn_transformer_layout_of(E, F);
+  const nn_transformer_tensor t[NN_TRANSFORMER_N_TENSORS] = {
+      {"attn/w_in", "self_attn.in_proj_weight", l.w_in, 3 * E, E},
+      {"attn/b_in", "self_attn.in_proj_bias", l.b_in, 3 * E, 1},
+      {"attn/w_o", "self_attn.out_proj.weight", l.w_o, E, E},
+      {"attn/b_o", "self_attn.out_proj.bias", l.b_o, E, 1},
+      {"w1", "linear1.weight", l.w1, F, E},
+      {"b1", "linear1.bias", l.b1, F, 1},
+      {"w2", "linear2.weight", l.w2, E, F},
+      {"b2", "linear2.bias", l.b2, E, 1},
+      {"ln1/gamma", "norm1.weight", l.ln1_gamma, E, 1},
+      {"ln1/beta", "norm1.bias", l.ln1_beta, E, 1},
+      {"ln2/gamma", "norm2.weight", l.ln2_gamma, E, 1},
+      {"ln2/beta", "norm2.bias", l.ln2_beta, E, 1},
+  };
+  memcpy(out, t, sizeof t);
+}
+
+static void fill_uniform(float *x, int64_t n, double bound, hsrl_rng *rng) {
+  for (int64_t i = 0; i < n; i++)
+    x[i] = (float)(-bound + 2.0 * bound * (double)hsrl_rng_uniform(rng));
+}
+
+static void fill_const(float *x, int64_t n, float v) {
+  for (int64_t i = 0; i < n; i++) x[i] = v;
+}
+
+void nn_transformer_init(float *params, int64_t E, int64_t F, hsrl_rng *rng) {
+  nn_transformer_layout l = nn_transformer_layout_of(E, F);
+  memset(params, 0, (size_t)l.n_params * sizeof(float)); /* padding */
+  fill_uniform(params + l.w_in, 3 * E * E, sqrt(6.0 / (double)(E + 3 * E)), rng); /* Xavier */
+  fill_const(params + l.b_in, 3 * E, 0.0f);
+  fill_uniform(params + l.w_o, E * E, 1.0 / sqrt((double)E), rng);
+  fill_const(params + l.b_o, E, 0.0f);
+  fill_uniform(params + l.w1, F * E, 1.0 / sqrt((double)E), rng);
+  fill_uniform(params + l.b1, F, 1.0 / sqrt((double)E), rng);
+  fill_uniform(params + l.w2, E * F, 1.0 / sqrt((double)F), rng);
+  fill_uniform(params + l.b2, E, 1.0 / sqrt((double)F), rng);
+  fill_const(params + l.ln1_gamma, E, 1.0f);
+  fill_const(params + l.ln1_beta, E, 0.0f);
+  fill_const(params + l.ln2_gamma, E, 1.0f);
+  fill_const(params + l.ln2_beta, E, 0.0f);
+}
+
+static nn_mha_shape mha_shape_of(const nn_transformer_shape *s) {
+  return (nn_mha_shape){s->B, s->n_q, s->T, s->E, s->n_heads};
+}
+
+static void check_shape(const nn_transformer_shape *s) {
+  HSRL_CHECK(s->B >= 0 && s->T > 0 && s->E > 0 && s->F > 0);
+  HSRL_CHECKF(s->n_q >= 1 && s->n_q <= s->T, "n_q %lld T %lld", (long long)s->n_q, (long long)s->T);
+}
+
+/* Views of the cache buffer. */
+typedef struct layer_cache {
+  float *xq;      /* (B, n_q, E) gathered query rows (unused when n_q == T) */
+  float *mha;     /* nn_mha cache */
+  float *r1;      /* (B, n_q, E) xq + Drop(attention) */
+  float *mean1, *rstd1; /* (B, n_q) */
+  float *x1;      /* (B, n_q, E) LN1 output */
+  float *h;       /* (B, n_q, F) ReLU output */
+  float *hd;      /* (B, n_q, F) Drop(h) */
+  float *r2;      /* (B, n_q, E) x1 + Drop(FFN) */
+  float *mean2, *rstd2; /* (B, n_q) */
+  uint8_t *m_attn, *m_hidden, *m_ffn; /* dropout masks (B, n_q, E), (B, n_q, F), (B, n_q, E) */
+} layer_cache;
+
+static layer_cache cache_view(float *buf, const nn_transformer_shape *s) {
+  nn_mha_shape ms = mha_shape_of(s);
+  int64_t n = s->B * s->n_q, E = s->E, F = s->F;
+  layer_cache c;
+  float *o = buf;
+  c.xq = o, o += round16(n * E);
+  c.mha = o, o += round16(nn_mha_cache_floats(&ms));
+  c.r1 = o, o += round16(n * E);
+  c.mean1 = o, o += round16(n);
+  c.rstd1 = o, o += round16(n);
+  c.x1 = o, o += round16(n * E);
+  c.h = o, o += round16(n * F);
+  c.hd = o, o += round16(n * F);
+  c.r2 = o, o += round16(n * E);
+  c.mean2 = o, o += round16(n);
+  c.rstd2 = o, o += round16(n);
+  c.m_attn = (uint8_t *)o, o += bytes_as_floats(n * E);
+  c.m_hidden = (uint8_t *)o, o += bytes_as_floats(n * F);
+  c.m_ffn = (uint8_t *)o, o += bytes_as_floats(n * E);
+  return c;
+}
+
+int64_t nn_transformer_cache_floats(const nn_transformer_shape *s) {
+  check_shape(s);
+  nn_mha_shape ms = mha_shape_of(s);
+  int64_t n = s->B * s->n_q, E = s->E, F = s->F;
+  return 5 * round16(n * E) + round16(nn_mha_cache_floats(&ms)) + 4 * round16(n) +
+         2 * round16(n * F) + 2 * bytes_as_floats(n * E) + bytes_as_floats(n * F);
+}
+
+int64_t nn_transformer_scratch_floats(const nn_transformer_shape *s) {
+  check_shape(s);
+  nn_mha_shape ms = mha_shape_of(s);
+  int64_t n = s->B * s->n_q, E = s->E, F = s->F;
+  /* dr2, df, dx1, dr1, dattn, dxq (n, E); dhd, dpre (n, F); the MHA backward's scratch */
+  return 6 * round16(n * E) + 2 * round16(n * F) + round16(nn_mha_scratch_floats(&ms));
+}
+
+/* Dropout masks of the rows [T - n_q, T) of a (B, T, width) tensor, indexed by absolute row. */
+static void rows_mask(uint8_t *mask, const nn_transformer_shape *s, int64_t width, float p,
+                      uint64_t key, uint64_t offset) {
+  for (int64_t b = 0; b < s->B; b++)
+    nn_dropout_mask(mask + b * s->n_q * width, s->n_q * width, p, key,
+                    offset + (uint64_t)((b * s->T + s->T - s->n_q) * width));
+}
+
+void nn_transformer_forward(float *out, float *cache, const float *x, const float *params,
+                            const nn_mha_mask *mask, float p, uint64_t key, uint64_t offset,
+                            const nn_transformer_shape *s) {
+  check_shape(s);
+  const int64_t B = s->B, T = s->T, nq = s->n_q, E = s->E, F = s->F, n = B * nq;
+  const nn_transformer_layout l = nn_transformer_layout_of(E, F);
+  const nn_mha_shape ms = mha_shape_of(s);
+  layer_cache c = cache_view(cache, s);
+  nn_mha_mask m = {mask ? mask->causal : 0, T - nq, mask ? mask->key_padding : NULL};
+
+  const float *xq = x;
+  if (nq < T) {
+    for (int64_t b = 0; b < B; b++)
+      memcpy(c.xq + b * nq * E, x + (b * T + T - nq) * E, (size_t)(nq * E) * sizeof(float));
+    xq = c.xq;
+  }
+
+  /* r1 = xq + Drop(MHA(xq, x)) */
+  nn_mha_forward(c.r1, c.mha, xq, x, params + l.w_in, params + l.b_in, params + l.w_o,
+                 params + l.b_o, &m, p, hsrl_rng_derive(key, SITE_ATTN_WEIGHTS), offset, &ms);
+  if (p > 0.0f) {
+    rows_mask(c.m_attn, s, E, p, hsrl_rng_derive(key, SITE_ATTN_OUT), offset);
+    nn_dropout_apply(c.r1, c.r1, c.m_attn, n * E, p);
+  }
+  for (int64_t i = 0; i < n * E; i++) c.r1[i] += xq[i];
+  nn_layernorm_forward(c.x1, c.mean1, c.rstd1, c.r1, params + l.ln1_gamma, params + l.ln1_beta, n, E);
+
+  /* FFN */
+  nn_linear_forward(c.h, c.x1, params + l.w1, params + l.b1, n, E, F);
+  nn_relu_forward(c.h, c.h, n * F);
+  const float *hd = c.h;
+  if (p > 0.0f) {
+    rows_mask(c.m_hidden, s, F, p, hsrl_rng_derive(key, SITE_FFN_HIDDEN), offset);
+    nn_dropout_apply(c.hd, c.h, c.m_hidden, n * F, p);
+    hd = c.hd;
+  }
+  nn_linear_forward(c.r2, hd, params + l.w2, params + l.b2, n, F, E);
+  if (p > 0.0f) {
+    rows_mask(c.m_ffn, s, E, p, hsrl_rng_derive(key, SITE_FFN_OUT), offset);
+    nn_dropout_apply(c.r2, c.r2, c.m_ffn, n * E, p);
+  }
+  for (int64_t i = 0; i < n * E; i++) c.r2[i] += c.x1[i];
+  nn_layernorm_forward(out, c.mean2, c.rstd2, c.r2, params + l.ln2_gamma, params + l.ln2_beta, n, E);
+}
+
+void nn_transformer_backward(float *dx, float *dparams, float *scratch, const float *dout,
+                             const float *cache, const float *x, const float *params,
+                             const nn_mha_mask *mask, float p, const nn_transformer_shape *s) {
+  check_shape(s);
+  const int64_t B = s->B, T = s->T, nq = s->n_q, E = s->E, F = s->F, n = B * nq;
+  const nn_transformer_layout l = nn_transformer_layout_of(E, F);
+  const nn_mha_shape ms = mha_shape_of(s);
+  layer_cache c = cache_view((float *)cache, s); /* read only below */
+  nn_mha_mask m = {mask ? mask->causal : 0, T - nq, mask ? mask->key_padding : NULL};
+  const size_t nE = (size_t)(n * E) * sizeof(float), nF = (size_t)(n * F) * sizeof(float);
+#define DP(field) (dparams ? dparams + l.field : NULL)
+
+  float *dr2 = scratch;
+  float *df = dr2 + round16(n * E);
+  float *dx1 = df + round16(n * E);
+  float *dr1 = dx1 + round16(n * E);
+  float *dattn = dr1 + round16(n * E);
+  float *dxq = dattn + round16(n * E);
+  float *dhd = dxq + round16(n * E);
+  float *dpre = dhd + round16(n * F);
+  float *mha_scratch = dpre + round16(n * F);
+
+  /* out = LN2(r2) */
+  memset(dr2, 0, nE);
+  nn_layernorm_backward(dr2, DP(ln2_gamma), DP(ln2_beta), dout, c.r2, c.mean2, c.rstd2,
+                        params + l.ln2_gamma, n, E);
+  /* r2 = x1 + Drop(hd W2^T + b2) */
+  memcpy(dx1, dr2, nE);
+  const float *dff = dr2;
+  if (p > 0.0f) {
+    memset(df, 0, nE);
+    nn_dropout_backward(df, dr2, c.m_ffn, n * E, p);
+    dff = df;
+  }
+  const float *hd = p > 0.0f ? c.hd : c.h;
+  memset(dhd, 0, nF);
+  nn_linear_backward(dhd, DP(w2), DP(b2), dff, hd, params + l.w2, n, F, E);
+  /* hd = Drop(ReLU(x1 W1^T + b1)); dpre is reused for dh when dropout is on */
+  float *dh = dhd;
+  if (p > 0.0f) {
+    memset(dpre, 0, nF);
+    nn_dropout_backward(dpre, dhd, c.m_hidden, n * F, p);
+    memcpy(dhd, dpre, nF);
+  }
+  memset(dpre, 0, nF);
+  nn_relu_backward(dpre, dh, c.h, n * F);
+  nn_linear_backward(dx1, DP(w1), DP(b1), dpre, c.x1, params + l.w1, n, E, F);
+  /* x1 = LN1(r1) */
+  memset(dr1, 0, nE);
+  nn_layernorm_backward(dr1, DP(ln1_gamma), DP(ln1_beta), dx1, c.r1, c.mean1, c.rstd1,
+                        params + l.ln1_gamma, n, E);
+  /* r1 = xq + Drop(MHA(xq, x)) */
+  memcpy(dxq, dr1, nE);
+  const float *da = dr1;
+  if (p > 0.0f) {
+    memset(dattn, 0, nE);
+    nn_dropout_backward(dattn, dr1, c.m_attn, n * E, p);
+    da = dattn;
+  }
+  const float *xq = nq < T ? c.xq : x;
+  nn_mha_backward(dx ? dxq : NULL, dx, DP(w_in), DP(b_in), DP(w_o), DP(b_o), mha_scratch, da,
+                  c.mha, xq, x, params + l.w_in, params + l.w_o, &m, p, &ms);
+  if (dx) {
+    for (int64_t b = 0; b < B; b++) {
+      float *d = dx + (b * T + T - nq) * E;
+      const float *g = dxq + b * nq * E;
+      for (int64_t i = 0; i < nq * E; i++) d[i] += g[i];
+    }
+  }
+#undef DP
+}

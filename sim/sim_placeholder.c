@@ -1,0 +1,1 @@
+typedef int sim_placeholder_unused; /* removed when sim_data.c lands */
