@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "common/hsrl_config_cmd.h"
+#include "common/comm/comm_abort.h"
 #include "common/hsrl_status.h"
 
 typedef struct hsrl_command {
@@ -27,6 +28,7 @@ static void print_usage(FILE *f) {
 }
 
 int main(int argc, char **argv) {
+  comm_abort_install();
   if (argc < 2) {
     print_usage(stderr);
     return 2;
