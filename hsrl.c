@@ -4,9 +4,12 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "common/hsrl_config_cmd.h"
 #include "common/comm/comm_abort.h"
+#include "common/hsrl_config_cmd.h"
 #include "common/hsrl_status.h"
+#include "sim/sim_data_cmd.h"
+#include "sim/sim_eval.h"
+#include "sim/sim_urm_train.h"
 
 typedef struct hsrl_command {
   const char *name;
@@ -15,6 +18,9 @@ typedef struct hsrl_command {
 } hsrl_command;
 
 static const hsrl_command commands[] = {
+    {"data", "prepare a dataset (ML-1M, ML-100K, RL4RS) or make a synthetic world", sim_data_command},
+    {"sim", "train the user-response model (the simulator) on a prepared dataset", sim_train_command},
+    {"eval", "evaluate policies in a simulator or the synthetic world (mean +- std)", sim_eval_command},
     {"config", "show, check or hash the effective config (INI + --set overrides)", hsrl_config_command},
     {NULL, NULL, NULL},
 };

@@ -74,6 +74,13 @@ hsrl_status sim_dataset_validate(const sim_dataset *d, const char *what);
 hsrl_status sim_dataset_write(const sim_dataset *d, const char *path, const sim_provenance *prov,
                               uint64_t config_hash);
 hsrl_status sim_dataset_read(sim_dataset *d, const char *path);
+/* (Added by H6.) Writes d, its stamp and prov (may be NULL) into f, a file created with
+ * io_h5_create() (common/io/io_h5.h), without committing it: for writers that add more to the same
+ * file (e.g. /world) before io_h5_commit(). Validates d first. sim_dataset_write() = create + this
+ * + commit. */
+struct io_h5;
+hsrl_status sim_dataset_write_into(struct io_h5 *f, const sim_dataset *d, const sim_provenance *prov,
+                                   uint64_t config_hash);
 /* The provenance attributes of a prepared-data file (added by H6 for tests and `hsrl data info`). */
 hsrl_status sim_dataset_read_provenance(sim_provenance *prov, const char *path);
 

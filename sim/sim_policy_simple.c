@@ -1,0 +1,268 @@
+/* sim_policy_simple.c: random, most-popular, greedy-by-simulator and the synthetic world's myopic
+ * oracle (contracts in sim_policy_simple.h; method.md section 9). */
+#include "sim/sim_policy_simple.h"
+
+#include <string.h>
+
+#include "common/hsrl_alloc.h"
+#include "common/hsrl_check.h"
+#include "common/hsrl_rng.h"
+#include "sim/sim_click_adapters.h"
+
+typedef enum policy_kind {
+  POLICY_RANDOM,
+  POLICY_POPULAR,
+  POLICY_GREEDY,
+  POLICY_ORACLE
+} policy_kind;
+
+struct sim_policy_simple {
+  policy_kind kind;
+  int64_t N, K, H;
+  /* random */
+  hsrl_rng rng;
+  int32_t *perm; /* (N) a permutation of 1..N, shuffled in place */
+  /* popular */
+  int32_t *top; /* (K) */
+  /* greedy / oracle */
+  sim_click_model model;
+  int64_t max_batch, block;
+  int32_t *items;        /* (block) candidate ids of the current block */
+  float *scores;         /* (max_batch, block) */
+  float *heap_s;         /* (max_batch, K) per-user min-heaps of the best K so far */
+  int32_t *heap_id;      /* (max_batch, K) */
+  int64_t *heap_n;       /* (max_batch) */
+  int64_t rows_per_user; /* fallback through probs: ceil(block / K) slates per user */
+  int32_t *row_users;    /* (max_batch * rows_per_user) */
+  int32_t *row_hist;     /* (max_batch * rows_per_user, H) */
+  int32_t *row_slates;   /* (max_batch * rows_per_user, K) */
+  float *row_probs;      /* (max_batch * rows_per_user, K) */
+};
+
+static sim_policy_simple *policy_new(policy_kind kind, int64_t N, int64_t K) {
+  HSRL_CHECKF(N >= 1 && K >= 1 && K <= N, "policy: slate of %lld from %lld items", (long long)K,
+              (long long)N);
+  sim_policy_simple *p = hsrl_calloc(1, sizeof *p);
+  p->kind = kind;
+  p->N = N;
+  p->K = K;
+  return p;
+}
+
+sim_policy_simple *sim_policy_simple_random(int64_t n_items, int64_t slate_size, uint64_t seed) {
+  sim_policy_simple *p = policy_new(POLICY_RANDOM, n_items, slate_size);
+  p->perm = hsrl_malloc((size_t)n_items * sizeof(int32_t));
+  sim_policy_simple_reset(p, seed);
+  return p;
+}
+
+sim_policy_simple *sim_policy_simple_popular(const sim_dataset *d, const int64_t *records,
+                                             int64_t n, int64_t slate_size) {
+  sim_policy_simple *p = policy_new(POLICY_POPULAR, d->n_items, slate_size);
+  HSRL_CHECK(d->slate_size >= 1);
+  int64_t *count = hsrl_calloc((size_t)(d->n_items + 1), sizeof(int64_t));
+  for (int64_t j = 0; j < n; j++) {
+    int64_t r = records[j];
+    HSRL_CHECK(r >= 0 && r < d->n_records);
+    for (int64_t k = 0; k < d->slate_size; k++)
+      if (d->rec_clicks[r * d->slate_size + k]) count[d->rec_slate[r * d->slate_size + k]]++;
+  }
+  /* K passes of a selection: K is small; ties go to the lower id */
+  p->top = hsrl_malloc((size_t)slate_size * sizeof(int32_t));
+  uint8_t *taken = hsrl_calloc((size_t)(d->n_items + 1), 1);
+  for (int64_t k = 0; k < slate_size; k++) {
+    int64_t best = -1;
+    for (int64_t i = 1; i <= d->n_items; i++)
+      if (!taken[i] && (best < 0 || count[i] > count[best])) best = i;
+    taken[best] = 1;
+    p->top[k] = (int32_t)best;
+  }
+  hsrl_free(taken);
+  hsrl_free(count);
+  return p;
+}
+
+sim_policy_simple *sim_policy_simple_greedy(const sim_click_model *model, int64_t max_batch) {
+  HSRL_CHECK(model != NULL && model->probs != NULL && max_batch >= 1);
+  sim_policy_simple *p = policy_new(POLICY_GREEDY, model->n_items, model->slate_size);
+  p->H = model->history_len;
+  p->model = *model;
+  p->max_batch = max_batch;
+  p->block = p->N < SIM_POLICY_SIMPLE_BLOCK ? p->N : SIM_POLICY_SIMPLE_BLOCK;
+  p->items = hsrl_malloc((size_t)p->block * sizeof(int32_t));
+  p->heap_s = hsrl_malloc((size_t)(max_batch * p->K) * sizeof(float));
+  p->heap_id = hsrl_malloc((size_t)(max_batch * p->K) * sizeof(int32_t));
+  p->heap_n = hsrl_malloc((size_t)max_batch * sizeof(int64_t));
+  if (model->scores) {
+    p->scores = hsrl_malloc((size_t)(max_batch * p->block) * sizeof(float));
+  } else {
+    const int64_t K = p->K, rows = max_batch * ((p->block + K - 1) / K);
+    p->rows_per_user = (p->block + K - 1) / K;
+    p->row_users = hsrl_malloc((size_t)rows * sizeof(int32_t));
+    p->row_hist = hsrl_malloc((size_t)(rows * p->H) * sizeof(int32_t));
+    p->row_slates = hsrl_malloc((size_t)(rows * K) * sizeof(int32_t));
+    p->row_probs = hsrl_malloc((size_t)(rows * K) * sizeof(float));
+  }
+  return p;
+}
+
+sim_policy_simple *sim_policy_simple_oracle(const sim_synth_world *w, int64_t max_batch) {
+  sim_click_model m = sim_click_adapters_synth(w);
+  sim_policy_simple *p = sim_policy_simple_greedy(&m, max_batch);
+  p->kind = POLICY_ORACLE;
+  return p;
+}
+
+void sim_policy_simple_free(sim_policy_simple *p) {
+  if (!p) return;
+  hsrl_free(p->perm);
+  hsrl_free(p->top);
+  hsrl_free(p->items);
+  hsrl_free(p->scores);
+  hsrl_free(p->heap_s);
+  hsrl_free(p->heap_id);
+  hsrl_free(p->heap_n);
+  hsrl_free(p->row_users);
+  hsrl_free(p->row_hist);
+  hsrl_free(p->row_slates);
+  hsrl_free(p->row_probs);
+  hsrl_free(p);
+}
+
+const char *sim_policy_simple_name(const sim_policy_simple *p) {
+  static const char *const names[] = {"random", "popular", "greedy", "oracle"};
+  return names[p->kind];
+}
+
+void sim_policy_simple_reset(sim_policy_simple *p, uint64_t seed) {
+  if (p->kind != POLICY_RANDOM) return;
+  hsrl_rng_init(&p->rng, hsrl_rng_derive(seed, 0x706f6c2d72616e64ull /* "pol-rand" */), 0);
+  for (int64_t i = 0; i < p->N; i++) p->perm[i] = (int32_t)(i + 1);
+}
+
+/* ---------------------------------------------------------------- top-K selection */
+
+/* a ranks before b */
+static int policy_better(float sa, int32_t ia, float sb, int32_t ib) {
+  return sa > sb || (sa == sb && ia < ib);
+}
+
+/* Min-heap (root = the worst kept) of at most K (score, id) pairs. */
+static void policy_heap_push(float *hs, int32_t *hi, int64_t *hn, int64_t K, float s, int32_t id) {
+  HSRL_CHECKF(s == s, "policy: NaN score for item %d", id);
+  int64_t n = *hn, i;
+  if (n < K) {
+    i = n++;
+    while (i > 0) { /* sift up */
+      int64_t parent = (i - 1) / 2;
+      if (!policy_better(hs[parent], hi[parent], s, id)) break;
+      hs[i] = hs[parent];
+      hi[i] = hi[parent];
+      i = parent;
+    }
+    hs[i] = s;
+    hi[i] = id;
+    *hn = n;
+    return;
+  }
+  if (!policy_better(s, id, hs[0], hi[0])) return;
+  i = 0; /* replace the root, sift down */
+  for (;;) {
+    int64_t l = 2 * i + 1, r = l + 1, w = i;
+    float ws = s;
+    int32_t wi = id;
+    if (l < n && policy_better(ws, wi, hs[l], hi[l])) w = l, ws = hs[l], wi = hi[l];
+    if (r < n && policy_better(ws, wi, hs[r], hi[r])) w = r;
+    if (w == i) break;
+    hs[i] = hs[w];
+    hi[i] = hi[w];
+    i = w;
+  }
+  hs[i] = s;
+  hi[i] = id;
+}
+
+/* Writes the heap's items best first into slate (K). */
+static void policy_heap_emit(float *hs, int32_t *hi, int64_t n, int32_t *slate) {
+  HSRL_CHECK(n >= 1);
+  for (int64_t a = 1; a < n; a++) { /* insertion sort, best first: K is small */
+    float s = hs[a];
+    int32_t id = hi[a];
+    int64_t b = a;
+    while (b > 0 && policy_better(s, id, hs[b - 1], hi[b - 1])) {
+      hs[b] = hs[b - 1];
+      hi[b] = hi[b - 1];
+      b--;
+    }
+    hs[b] = s;
+    hi[b] = id;
+  }
+  memcpy(slate, hi, (size_t)n * sizeof(int32_t));
+}
+
+/* slates (b, K) = the K best items of the catalog for b <= max_batch users. The catalog is
+ * scored block by block (p->block items): through the model's scores callback into p->scores
+ * (b, nb), or through probs on the block's items packed K to a slate (row i * R + r of user i holds
+ * items r*K .. r*K+K-1; the last slate is padded with a real item whose extra score is ignored). */
+static void policy_greedy_chunk(sim_policy_simple *p, int64_t b, const int32_t *users,
+                                const int32_t *hist, int32_t *slates) {
+  const int64_t K = p->K, H = p->H, N = p->N;
+  for (int64_t i = 0; i < b; i++) p->heap_n[i] = 0;
+  for (int64_t i0 = 1; i0 <= N; i0 += p->block) {
+    int64_t nb = N - i0 + 1 < p->block ? N - i0 + 1 : p->block;
+    for (int64_t j = 0; j < nb; j++) p->items[j] = (int32_t)(i0 + j);
+    if (p->model.scores) {
+      p->model.scores(p->model.ctx, b, users, hist, p->items, nb, p->scores);
+      for (int64_t i = 0; i < b; i++)
+        for (int64_t j = 0; j < nb; j++)
+          policy_heap_push(p->heap_s + i * K, p->heap_id + i * K, p->heap_n + i, K,
+                           p->scores[i * nb + j], p->items[j]);
+    } else {
+      const int64_t R = (nb + K - 1) / K; /* slates per user */
+      for (int64_t i = 0; i < b; i++)
+        for (int64_t r = 0; r < R; r++) {
+          int64_t row = i * R + r;
+          p->row_users[row] = users[i];
+          memcpy(p->row_hist + row * H, hist + i * H, (size_t)H * sizeof(int32_t));
+          for (int64_t k = 0; k < K; k++) {
+            int64_t j = r * K + k;
+            p->row_slates[row * K + k] = p->items[j < nb ? j : 0]; /* pad with a real item */
+          }
+        }
+      p->model.probs(p->model.ctx, b * R, p->row_users, p->row_hist, p->row_slates, p->row_probs);
+      for (int64_t i = 0; i < b; i++)
+        for (int64_t j = 0; j < nb; j++)
+          policy_heap_push(p->heap_s + i * K, p->heap_id + i * K, p->heap_n + i, K,
+                           p->row_probs[i * R * K + j], p->items[j]);
+    }
+  }
+  for (int64_t i = 0; i < b; i++)
+    policy_heap_emit(p->heap_s + i * K, p->heap_id + i * K, p->heap_n[i], slates + i * K);
+}
+
+void sim_policy_simple_act(sim_policy_simple *p, int64_t b, const int32_t *user_ids,
+                           const int32_t *histories, int32_t *slates) {
+  const int64_t K = p->K;
+  switch (p->kind) {
+    case POLICY_RANDOM:
+      for (int64_t i = 0; i < b; i++)
+        for (int64_t k = 0; k < K; k++) {
+          int64_t j = k + (int64_t)hsrl_rng_below(&p->rng, (uint64_t)(p->N - k));
+          int32_t t = p->perm[k];
+          p->perm[k] = p->perm[j];
+          p->perm[j] = t;
+          slates[i * K + k] = p->perm[k];
+        }
+      break;
+    case POLICY_POPULAR:
+      for (int64_t i = 0; i < b; i++) memcpy(slates + i * K, p->top, (size_t)K * sizeof(int32_t));
+      break;
+    case POLICY_GREEDY:
+    case POLICY_ORACLE:
+      for (int64_t i0 = 0; i0 < b; i0 += p->max_batch) {
+        int64_t n = b - i0 < p->max_batch ? b - i0 : p->max_batch;
+        policy_greedy_chunk(p, n, user_ids + i0, histories + i0 * p->H, slates + i0 * K);
+      }
+      break;
+  }
+}
