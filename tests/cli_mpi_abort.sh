@@ -16,8 +16,8 @@ fail() { echo "FAIL: $*"; cat "$out"; rm -f "$out"; exit 1; }
 grep -q "\[hsrl 1/actor\] check failed at .*test_comm_abort.c:[0-9]*: rank != 1: deliberate failure on rank 1" "$out" \
   || fail "the check message lacks rank/role, file:line or the condition"
 grep -q "barrier passed" "$out" && fail "a rank got past the barrier"
-# Through the hook the job ends by MPI_Abort(code 1); a bare abort() would give 134 (SIGABRT).
-grep -q "MPI_ABORT was invoked on rank 1" "$out" || fail "the job did not end through MPI_Abort (status $rc)"
-[[ $rc -eq 1 ]] || fail "exit status $rc, expected 1 from MPI_Abort"
+# Through the hook the job ends by MPI_Abort(code 1); a bare abort() gives 134 (SIGABRT). (Open
+# MPI's "MPI_ABORT was invoked" banner is not checked: its help printer sometimes fails under load.)
+[[ $rc -eq 1 ]] || fail "exit status $rc, expected 1 from MPI_Abort (134 means a bare abort())"
 echo "ok: job aborted with status $rc in ${elapsed}s"
 rm -f "$out"
