@@ -7,8 +7,8 @@
 #include "common/comm/comm_abort.h"
 #include "common/hsrl_config_cmd.h"
 #include "common/hsrl_status.h"
+#include "learner/learner_cmd.h"
 #include "sim/sim_data_cmd.h"
-#include "sim/sim_eval.h"
 #include "sim/sim_sid_cmd.h"
 #include "sim/sim_urm_train.h"
 
@@ -22,7 +22,8 @@ static const hsrl_command commands[] = {
     {"data", "prepare a dataset (ML-1M, ML-100K, RL4RS) or make a synthetic world", sim_data_command},
     {"sim", "train the user-response model (the simulator) on a prepared dataset", sim_train_command},
     {"sid", "build Semantic IDs (RQ-k-means), show their statistics, assign new items", sim_sid_command},
-    {"eval", "evaluate policies in a simulator or the synthetic world (mean +- std)", sim_eval_command},
+    {"train", "train an agent (HSRL or SL) in a simulator; --resume continues a run", learner_train_command},
+    {"eval", "evaluate a checkpoint or simple policies (mean +- std over seeds)", learner_eval_command},
     {"config", "show, check or hash the effective config (INI + --set overrides)", hsrl_config_command},
     {NULL, NULL, NULL},
 };

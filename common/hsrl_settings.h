@@ -5,11 +5,24 @@
  * One line per field: X(section, key, TYPE, "default", allowed, "help"), in the list of its
  * section below. That line declares the struct member (hsrl_settings.<section>.<key>) and the
  * engine's table row (hsrl_settings.c). TYPE is INT (int64_t), DOUBLE (double), BOOL (bool),
- * STRING (char[HSRL_SETTINGS_STR_MAX]) or ENUM (char[HSRL_SETTINGS_ENUM_MAX], one of the words of
- * `allowed`, compare with strcmp). `allowed` is "a|b|c" for ENUM, a range "[lo,hi]" / "(lo,hi)" /
+ * STRING (char[HSRL_SETTINGS_STR_MAX]), PATH (a STRING that names a file or directory, see
+ * "Paths" below) or ENUM (char[HSRL_SETTINGS_ENUM_MAX], one of the words of `allowed`, compare
+ * with strcmp). `allowed` is "a|b|c" for ENUM, a range "[lo,hi]" / "(lo,hi)" /
  * "[lo,inf)" for INT and DOUBLE, NULL for none. A new section: a new list macro and one entry in
  * HSRL_SETTINGS_SECTIONS (the struct typedef, the member of hsrl_settings and the rows follow).
  * Renaming or adding a field changes every config hash (files stamped by the old one are refused).
+ *
+ * Paths. A relative PATH value written in a config FILE is relative to the directory of that file
+ * (not to the working directory), so `configs/demo.ini` means the same files from any directory;
+ * a relative value given by --set section.key=value (or by a command-line flag that maps onto
+ * --set) is relative to the working directory, as command-line paths are. hsrl_settings_load
+ * makes both absolute, <realpath of that directory>/<value> with the value's leading "./" and
+ * "../" folded into the directory, so the effective config (stored in checkpoints and run
+ * directories, printed by `hsrl config show`) names the files exactly and reads back to the same
+ * values from anywhere. A relative default (run.out_dir = "runs") is relative to the working
+ * directory and made absolute the same way; an empty value stays empty (its meaning is the
+ * key's). hsrl_settings_defaults gives the defaults as written; config text read with
+ * hsrl_settings_load_string (a checkpoint's) is taken as it is.
  *
  * Modules take the section they need: sim_model_init(const hsrl_settings_sim *cfg), ... The
  * whole struct is plain data (copy with =). Cross-field rules (heads divide widths, ...) are in
@@ -31,12 +44,16 @@
 #define HSRL_SETTINGS_RUN(X) \
   X(run, name,         STRING, "demo", NULL,      "run name; the run directory is out_dir/name") \
   X(run, seed,         INT,    "1",    "[0,inf)", "master seed of every random stream") \
-  X(run, out_dir,      STRING, "runs", NULL,      "directory that holds the run directories") \
-  X(run, blas_threads, INT,    "1",    "[1,256]", "OpenBLAS threads per rank")
+  X(run, out_dir,      PATH,   "runs", NULL,      "directory that holds the run directories") \
+  X(run, blas_threads, INT,    "1",    "[1,256]", "OpenBLAS threads per rank (the environment's OPENBLAS_NUM_THREADS wins)") \
+  X(run, data,         PATH,   "",     NULL,      "prepared-data file (hsrl data prepare / hsrl data synth)") \
+  X(run, sim_train,    PATH,   "",     NULL,      "simulator trained on the train split, for training (empty: the synthetic world's true model)") \
+  X(run, sim_all,      PATH,   "",     NULL,      "simulator trained on all records, for evaluation (empty: the synthetic world's true model)") \
+  X(run, sid,          PATH,   "",     NULL,      "Semantic-ID file (hsrl sid build); needed by agent.kind = hsrl")
 
 #define HSRL_SETTINGS_DATA(X) \
   X(data, format,         ENUM,   "synth", "synth|ml1m|ml100k|rl4rs", "dataset reader") \
-  X(data, input,          STRING, "",      NULL,       "dataset directory (unused for synth)") \
+  X(data, input,          PATH,   "",      NULL,       "dataset directory (unused for synth)") \
   X(data, slate_size,     INT,    "10",    "[1,1000]", "K: items per slate (MovieLens 10, RL4RS 9)") \
   X(data, history_len,    INT,    "50",    "[1,1000]", "H: history items per state, left-padded with id 0") \
   X(data, train_fraction, DOUBLE, "0.8",   "(0,1)",    "each user's earliest share of records trains, the rest tests")
@@ -80,6 +97,9 @@
   X(env, sweet_value, DOUBLE, "0.9",            NULL,       "target reward of the sweet-point transform")
 
 #define HSRL_SETTINGS_AGENT(X) \
+  X(agent, kind,           ENUM,   "hsrl",   "hsrl|sl",   "agent to train: HSRL, or the supervised baseline (SL)") \
+  X(agent, item_id_embedding, BOOL, "false", NULL,        "sl: add a learned item-id embedding to the item vectors") \
+  X(agent, sl_source,      ENUM,   "records", "records|replay", "sl: learn from the logged records, or from its own replayed transitions") \
   X(agent, d,              INT,    "32",     "[1,4096]",  "d: model width of the state encoder and heads") \
   X(agent, layers,         INT,    "2",      "[1,64]",    "transformer layers of the state encoder") \
   X(agent, heads,          INT,    "4",      "[1,64]",    "attention heads (must divide d)") \
@@ -102,7 +122,10 @@
   X(agent, bc,             BOOL,   "true",   NULL,        "use behaviour cloning") \
   X(agent, sid_embedding,  BOOL,   "false",  NULL,        "add SID token embeddings to each history item's input") \
   X(agent, user_state,     BOOL,   "false",  NULL,        "add a user-feature projection to the state") \
-  X(agent, decoder,        ENUM,   "trie",   "trie|catalog", "best-first search over the SID trie, or scoring every item")
+  X(agent, decoder,        ENUM,   "trie",   "trie|catalog", "best-first search over the SID trie, or scoring every item") \
+  X(agent, explore_temp,   DOUBLE, "1",      "(0,inf)",   "hsrl: T, extra temperature of the per-level softmax when exploring") \
+  X(agent, critic_to_actor, BOOL,  "true",   NULL,        "hsrl: the critic loss also trains the actor's contexts (false: detached, as the reference)") \
+  X(agent, grad_clip,      DOUBLE, "0",      "[0,inf)",   "hsrl: max L2 norm of each network's gradient (0: off)")
 
 #define HSRL_SETTINGS_TRAIN(X) \
   X(train, iterations,       INT, "50000",  "[1,inf)", "learner updates (one env step per actor each)") \
@@ -135,6 +158,7 @@
 #define HSRL_SETTINGS_CTYPE_DOUBLE(k) double k
 #define HSRL_SETTINGS_CTYPE_BOOL(k) bool k
 #define HSRL_SETTINGS_CTYPE_STRING(k) char k[HSRL_SETTINGS_STR_MAX]
+#define HSRL_SETTINGS_CTYPE_PATH(k) char k[HSRL_SETTINGS_STR_MAX]
 #define HSRL_SETTINGS_CTYPE_ENUM(k) char k[HSRL_SETTINGS_ENUM_MAX]
 #define HSRL_SETTINGS_MEMBER(sec, k, type, def, allowed, help) HSRL_SETTINGS_CTYPE_##type(k);
 #define HSRL_SETTINGS_SECTION_STRUCT(sec, LIST) \
@@ -152,22 +176,34 @@ const hsrl_config_schema *hsrl_settings_schema(void);
 /* Every field at its default. */
 void hsrl_settings_defaults(hsrl_settings *s);
 
-/* The effective config: defaults, then the file at `path` (NULL: none), then the n_sets
- * "section.key=value" overrides in order (the last wins), then hsrl_settings_validate. Errors
- * name the file and line, or the --set argument (HSRL_E_USAGE). */
+/* The effective config: defaults, then the file at `path` (NULL: none) with its relative PATH
+ * values made absolute against the file's directory, then the n_sets "section.key=value"
+ * overrides in order (the last wins), then the PATH values still relative (the overrides', the
+ * defaults') made absolute against the working directory (see "Paths" above), then
+ * hsrl_settings_validate. Errors name the file and line, or the --set argument (HSRL_E_USAGE). */
 hsrl_status hsrl_settings_load(hsrl_settings *s, const char *path, int64_t n_sets,
                                const char *const *sets);
+
+/* The n_sets "section.key=value" overrides on top of s as it is (e.g. a checkpoint's config),
+ * exactly as hsrl_settings_load applies them (then every relative PATH value made absolute against
+ * the working directory), then hsrl_settings_validate. */
+hsrl_status hsrl_settings_apply_sets(hsrl_settings *s, int64_t n_sets, const char *const *sets);
 
 /* Defaults, then config text (as stored in a checkpoint or run directory), then validation. */
 hsrl_status hsrl_settings_load_string(hsrl_settings *s, const char *text, const char *name);
 
 /* Cross-field rules of an effective config; `source` (the config file, or NULL) prefixes the
- * message, which names the field: "demo.ini: field 'agent.heads': 5 does not divide agent.d = 32". */
+ * message, which names the field: "demo.ini: field 'agent.heads': 5 does not divide agent.d = 32".
+ * Also: every string must fit on one config line ("key = value", HSRL_CONFIG_LINE_MAX), so that
+ * the effective config written into a checkpoint reads back. */
 hsrl_status hsrl_settings_validate(const hsrl_settings *s, const char *source);
 
 /* INI text of the effective config and its hash (hsrl_config_write / hsrl_config_hash). */
 size_t hsrl_settings_write(const hsrl_settings *s, int flags, char *buf, size_t cap);
 uint64_t hsrl_settings_hash(const hsrl_settings *s);
+
+/* 1 if the field (of hsrl_settings_schema()) is a PATH: a file or directory name. */
+int hsrl_settings_field_is_path(const hsrl_config_field *f);
 
 /* Parses "256,64" into out[0..max_n): returns the count, or -1 if the text is not 1..max_n
  * positive integers separated by commas (spaces allowed). */

@@ -179,13 +179,24 @@ static void env_start_user(sim_env *e, int64_t i) {
 }
 
 void sim_env_reset(sim_env *e) {
-  const int64_t B = e->cfg.batch;
+  const int64_t B = e->cfg.batch, H = e->cfg.history_len;
   hsrl_rng_init(&e->rng_users, hsrl_rng_derive(e->cfg.seed, ENV_PURPOSE_USERS), e->cfg.stream);
   hsrl_rng_init(&e->rng_clicks, hsrl_rng_derive(e->cfg.seed, ENV_PURPOSE_CLICKS), e->cfg.stream);
   e->next = e->n_pool; /* the first start shuffles */
   memset(&e->stats, 0, sizeof e->stats);
   memset(e->active, 0, (size_t)B);
   e->n_active = 0;
+  /* Every row first gets the placeholder state (the pool's first record; no random draw, so the
+   * episodes do not depend on it): rows left without a user when max_episodes < B keep it, and
+   * the click model, which runs on all B rows, never sees user 0. */
+  const int64_t r0 = e->pool[0];
+  for (int64_t i = 0; i < B; i++) {
+    e->users[i] = e->data->rec_user[r0];
+    memcpy(e->hist + i * H, e->data->rec_history + r0 * H, (size_t)H * sizeof(int32_t));
+    e->temper[i] = 0.0f;
+    e->ep_reward[i] = 0.0f;
+    e->depth[i] = 0;
+  }
   for (int64_t i = 0; i < B; i++) env_start_user(e, i);
 }
 
@@ -238,6 +249,9 @@ void sim_env_step(sim_env *e, const int32_t *slates, sim_env_step_result *out) {
       for (int64_t k = 0; k < K; k++) s[k] = (int32_t)(k % N + 1);
     }
   }
+  for (int64_t i = 0; i < B; i++) /* idle rows included (sim_env.h "idle") */
+    HSRL_CHECKF(e->users[i] >= 1, "env: row %lld (active %d) holds user id %d", (long long)i,
+                (int)e->active[i], (int)e->users[i]);
   e->model.probs(e->model.ctx, B, e->users, e->hist, e->slates, e->probs);
 
   int64_t n_active = 0, n_done = 0;

@@ -21,6 +21,11 @@
  *             recorded for EVERY finished episode (the step result and the running statistics),
  *             and the row gets a fresh user at once, unless cfg.max_episodes episodes have
  *             already started: then the row goes inactive (its slates are ignored).
+ *   idle      an inactive row still holds a valid state: its last user's, or, for a row that never
+ *             got a user (max_episodes < B), a placeholder, the user and history of the pool's
+ *             first record. The click model is called on all B rows (a model may refuse user 0,
+ *             as the synthetic world's does); the env draws no clicks for idle rows and ignores
+ *             their probabilities, so they change nothing. Policies may act on them too.
  *
  * Transitions: after sim_env_step the result's next_users / next_histories are s' of the users who
  * acted (for a finished row, the old user's final state), while sim_env_users / sim_env_histories

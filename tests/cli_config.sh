@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# cli_config.sh: the `hsrl config` command line (exit codes, stdout/stderr, show output).
+# cli_config.sh: the `hsrl config` command line (exit codes, stdout/stderr, show output), how
+# relative paths of a config file resolve, and configs/demo.ini driving train, resume and eval
+# with the input files its comments say how to make.
 # usage: bash tests/cli_config.sh HSRL_BINARY BUILD_DIR SOURCE_DIR   (as ctest runs it)
 set -u
 hsrl=$1
@@ -93,6 +95,55 @@ run "$hsrl" config show a.ini b.ini
 expect_rc 2 "two configs"
 run "$hsrl" config show --set
 expect_rc 2 "--set without a value"
+
+# 9. relative paths in a config file are relative to its directory: the demo config shows the
+#    repository's runs/demo/ files as absolute paths from any working directory; --set paths are
+#    relative to the working directory
+src_real=$(cd "$src" && pwd -P)
+tmp_real=$(cd "$tmp" && pwd -P)
+(cd "$tmp" && "$hsrl" config show "$src/configs/demo.ini" --set run.sim_all=here.sim-all.h5) >"$tmp/out" 2>"$tmp/err"
+rc=$?
+expect_rc 0 "show demo.ini from another directory"
+expect_in out "data = $src_real/runs/demo/demo.data.h5"
+expect_in out "sid = $src_real/runs/demo/demo.sid.h5"
+expect_in out "out_dir = $src_real/runs/demo"
+expect_in out "sim_all = $tmp_real/here.sim-all.h5"
+
+# 10. the demo config drives the whole chain: the commands its comments give make the inputs
+#     (sim train shortened to 1 epoch), then train (a few iterations), resume and eval (fewer
+#     episodes than env.batch), run from yet another directory
+mkdir -p "$tmp/proj/configs" "$tmp/elsewhere"
+cp "$src/configs/demo.ini" "$tmp/proj/configs/demo.ini"
+# the commented commands between "made by these commands" and "(the [synth]", joined at "\"
+sed -n '/made by these commands/,/^; (the \[synth\]/p' "$src/configs/demo.ini" | sed -n 's/^;   //p' |
+  sed -e ':a' -e '/\\$/N; s/\\\n *//; ta' >"$tmp/cmds"
+[ "$(grep -c '^hsrl ' "$tmp/cmds")" -eq 3 ] || fail "demo.ini should document 3 hsrl commands; got: $(cat "$tmp/cmds")"
+while IFS= read -r line; do
+  case "$line" in
+  "mkdir "*) (cd "$tmp/proj" && eval "$line") || fail "demo command: $line" ;;
+  "hsrl sim train"*) (cd "$tmp/proj" && eval "\"\$hsrl\" ${line#hsrl } --epochs 1 --quiet") >/dev/null 2>"$tmp/err" || fail "demo command: $line: $(cat "$tmp/err")" ;;
+  "hsrl "*) (cd "$tmp/proj" && eval "\"\$hsrl\" ${line#hsrl } --quiet") >/dev/null 2>"$tmp/err" || fail "demo command: $line: $(cat "$tmp/err")" ;;
+  esac
+done <"$tmp/cmds"
+for f in demo.data.h5 demo.sim-train.h5 demo.sid.h5; do
+  [ -s "$tmp/proj/runs/demo/$f" ] || fail "the demo commands did not make runs/demo/$f"
+done
+cd "$tmp/elsewhere"
+quick=(--set train.iterations=8 --set train.learning_starts=64 --set train.checkpoint_every=4 --quiet)
+run "$hsrl" train ../proj/configs/demo.ini "${quick[@]}"
+expect_rc 0 "train configs/demo.ini"
+run_dir="$tmp_real/proj/runs/demo/hsrl"
+[ -s "$run_dir/ckpt/step-8.h5" ] || fail "no checkpoint in $run_dir"
+grep -qF "data = $tmp_real/proj/runs/demo/demo.data.h5" "$run_dir/config.ini" || fail "config.ini lacks the absolute data path"
+run "$hsrl" train --resume "$run_dir" --set train.iterations=12 --quiet
+expect_rc 0 "train --resume"
+[ -s "$run_dir/ckpt/step-12.h5" ] || fail "resume wrote no step-12 checkpoint"
+run "$hsrl" eval ../proj/configs/demo.ini --checkpoint "$run_dir/ckpt/step-12.h5" --episodes 5 --seeds 1
+expect_rc 0 "eval with 5 episodes on 32 rows"
+expect_in out "hsrl@12"
+expect_in out "world (ground truth)"
+[ -s "$run_dir/eval.json" ] || fail "eval wrote no eval.json"
+cd "$tmp"
 
 if [ "$n_fail" -ne 0 ]; then echo "cli_config: $n_fail failure(s)"; exit 1; fi
 echo "cli_config: all checks passed"

@@ -2,11 +2,17 @@
  * (common/hsrl_settings): defaults, precedence defaults < file < --set (last wins), the exact
  * error messages (unknown section/key with the closest valid name, bad values with file:line and
  * field), `config show` text reading back to the same settings and hash, and a hash that depends
- * on values only (not on comments, whitespace, order or spelling of numbers). */
+ * on values only (not on comments, whitespace, order or spelling of numbers); relative paths
+ * (against the config file's directory, or the working directory for --set and defaults) and the
+ * rule that every string fits on a config line. */
+#define _XOPEN_SOURCE 700 /* realpath() */
+#include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "common/hsrl_alloc.h"
 #include "common/hsrl_config.h"
@@ -98,10 +104,22 @@ static void test_defaults_filled(void) {
   TEST_ASSERT(s.train.learning_starts == 2000);
   TEST_ASSERT(s.dist.replay_shards == 0 && !s.dist.sync);
   TEST_ASSERT(s.eval.episodes == 1000 && s.eval.seeds == 3);
+  /* the inputs and the agent's kind */
+  TEST_ASSERT(!strcmp(s.run.out_dir, "runs") && s.run.blas_threads == 1);
+  TEST_ASSERT(!s.run.data[0] && !s.run.sim_train[0] && !s.run.sim_all[0] && !s.run.sid[0]);
+  TEST_ASSERT(!strcmp(s.agent.kind, "hsrl") && !s.agent.item_id_embedding &&
+              !strcmp(s.agent.sl_source, "records"));
+  TEST_ASSERT(s.agent.explore_temp == 1.0 && s.agent.critic_to_actor && s.agent.grad_clip == 0.0);
   TEST_ASSERT(hsrl_settings_validate(&s, NULL) == HSRL_OK);
-  /* loading with no file and no --set is exactly the defaults */
+  /* loading with no file and no --set is the defaults, with the relative default path made
+   * absolute against the working directory */
   hsrl_settings t;
   TEST_ASSERT(hsrl_settings_load(&t, NULL, 0, NULL) == HSRL_OK);
+  char expect[PATH_MAX + 8];
+  TEST_ASSERT(getcwd(expect, PATH_MAX) != NULL);
+  strcat(expect, "/runs");
+  TEST_ASSERTF(!strcmp(t.run.out_dir, expect), "%s vs %s", t.run.out_dir, expect);
+  memcpy(t.run.out_dir, s.run.out_dir, sizeof t.run.out_dir);
   TEST_ASSERT(!memcmp(&s, &t, sizeof s));
 }
 
@@ -266,19 +284,51 @@ static void test_other_errors(void) {
   TEST_ASSERT(hsrl_settings_load(&s, NULL, 1, no_dot) == HSRL_E_USAGE);
   TEST_ASSERTF(message_has("--set lr=3: expected section.key=value"), "%s", hsrl_err_message());
   char big[HSRL_SETTINGS_STR_MAX + 32];
-  snprintf(big, sizeof big, "run.out_dir=");
-  memset(big + 12, 'd', HSRL_SETTINGS_STR_MAX);
-  big[12 + HSRL_SETTINGS_STR_MAX] = '\0';
+  snprintf(big, sizeof big, "run.name=");
+  memset(big + 9, 'd', HSRL_SETTINGS_STR_MAX);
+  big[9 + HSRL_SETTINGS_STR_MAX] = '\0';
   const char *too_long[] = {big};
   TEST_ASSERT(hsrl_settings_load(&s, NULL, 1, too_long) == HSRL_E_USAGE);
-  TEST_ASSERTF(message_has("field 'run.out_dir': expected at most 255 bytes (this value has 256)"), "%s",
+  TEST_ASSERTF(message_has("field 'run.name': expected at most 255 bytes (this value has 256)"), "%s",
                hsrl_err_message());
   const char *marker[] = {"run.name=a #b"};
   TEST_ASSERT(hsrl_settings_load(&s, NULL, 1, marker) == HSRL_E_USAGE);
-  /* the longest string that fits is accepted */
-  big[12 + HSRL_SETTINGS_STR_MAX - 1] = '\0';
+  /* the engine takes the longest string that fits its capacity ... */
+  big[9 + HSRL_SETTINGS_STR_MAX - 1] = '\0';
+  hsrl_settings_defaults(&s);
+  TEST_ASSERTF(hsrl_config_set(hsrl_settings_schema(), &s, big) == HSRL_OK, "%s", hsrl_err_message());
+  TEST_ASSERT(strlen(s.run.name) == HSRL_SETTINGS_STR_MAX - 1);
+  /* ... but an effective config must fit on config lines, to read back from a checkpoint */
+  TEST_ASSERT(hsrl_settings_load(&s, NULL, 1, too_long) == HSRL_E_USAGE);
+  TEST_ASSERTF(message_has("field 'run.name': the line 'name = <255 bytes>' would be longer than the 197 "
+                           "characters"),
+               "%s", hsrl_err_message());
+  big[9 + HSRL_CONFIG_LINE_MAX - 7] = '\0'; /* "name = " + 190 bytes: exactly a full line */
   TEST_ASSERTF(hsrl_settings_load(&s, NULL, 1, too_long) == HSRL_OK, "%s", hsrl_err_message());
-  TEST_ASSERT(strlen(s.run.out_dir) == HSRL_SETTINGS_STR_MAX - 1);
+  TEST_ASSERT(strlen(s.run.name) == HSRL_CONFIG_LINE_MAX - 7);
+  {
+    char *shown = hsrl_malloc(1 << 16);
+    hsrl_settings back;
+    hsrl_settings_write(&s, HSRL_CONFIG_WRITE_HELP, shown, 1 << 16);
+    TEST_ASSERTF(hsrl_settings_load_string(&back, shown, "full-line") == HSRL_OK, "%s", hsrl_err_message());
+    TEST_ASSERT(!strcmp(back.run.name, s.run.name));
+    hsrl_free(shown);
+  }
+  /* the new [agent] keys' values */
+  const char *kind[] = {"agent.kind=dqn"};
+  TEST_ASSERT(hsrl_settings_load(&s, NULL, 1, kind) == HSRL_E_USAGE);
+  TEST_ASSERTF(message_has("field 'agent.kind': expected one of hsrl|sl, got 'dqn'"), "%s", hsrl_err_message());
+  const char *source[] = {"agent.sl_source=ring"};
+  TEST_ASSERT(hsrl_settings_load(&s, NULL, 1, source) == HSRL_E_USAGE);
+  TEST_ASSERTF(message_has("field 'agent.sl_source': expected one of records|replay"), "%s", hsrl_err_message());
+  const char *temp[] = {"agent.explore_temp=0"};
+  TEST_ASSERT(hsrl_settings_load(&s, NULL, 1, temp) == HSRL_E_USAGE);
+  TEST_ASSERTF(message_has("field 'agent.explore_temp': expected a number in (0,inf)"), "%s", hsrl_err_message());
+  const char *clip[] = {"agent.grad_clip=-1"};
+  TEST_ASSERT(hsrl_settings_load(&s, NULL, 1, clip) == HSRL_E_USAGE);
+  TEST_ASSERTF(message_has("field 'agent.grad_clip': expected a number in [0,inf)"), "%s", hsrl_err_message());
+  const char *threads[] = {"run.blas_threads=0"};
+  TEST_ASSERT(hsrl_settings_load(&s, NULL, 1, threads) == HSRL_E_USAGE);
   /* cross-field rules */
   const char *heads[] = {"agent.heads=5"};
   TEST_ASSERT(hsrl_settings_load(&s, NULL, 1, heads) == HSRL_E_USAGE);
@@ -305,6 +355,123 @@ static void test_int_list(void) {
   TEST_ASSERT(hsrl_settings_parse_int_list("0", w, 8) == -1);
   TEST_ASSERT(hsrl_settings_parse_int_list("1,2,3", w, 2) == -1);
   TEST_ASSERT(hsrl_settings_parse_int_list("4x", w, 8) == -1);
+}
+
+/* ------------------------------------------------------------------------ paths */
+
+/* Relative PATH values: in a file against the file's directory (canonical: through a symlinked
+ * directory, ".." is the real parent), from --set and defaults against the working directory;
+ * absolute and empty values as they are; the effective config reads back the same from anywhere;
+ * config text (a checkpoint's) is not resolved. */
+static void test_paths(void) {
+  char root[PATH_MAX], cwd[PATH_MAX], dir[512], sub[600], path[700];
+  char expect[PATH_MAX + 128];
+  TEST_ASSERT(realpath(test_tmpdir(), root) != NULL && getcwd(cwd, sizeof cwd) != NULL);
+  snprintf(dir, sizeof dir, "%s/cfgdir", test_tmpdir());
+  snprintf(sub, sizeof sub, "%s/sub", dir);
+  TEST_ASSERT(mkdir(dir, 0777) == 0 && mkdir(sub, 0777) == 0);
+  snprintf(path, sizeof path, "%s/p.ini", sub);
+  FILE *f = fopen(path, "w");
+  TEST_ASSERT(f != NULL);
+  fputs("[run]\ndata = ../d.data.h5\nsid = ./s.sid.h5\nsim_all = /abs/x.sim.h5\nsim_train =\n"
+        "out_dir = out\n[data]\nformat = ml1m\ninput = ../../ml-1m\n", f);
+  TEST_ASSERT(fclose(f) == 0);
+  const char *sets[] = {"run.sim_train=rel/t.sim.h5", "run.sid = ../up.sid.h5"};
+  hsrl_settings s;
+  hsrl_status st = hsrl_settings_load(&s, path, 1, sets);
+  TEST_ASSERTF(st == HSRL_OK, "%s", hsrl_err_message());
+  snprintf(expect, sizeof expect, "%s/cfgdir/d.data.h5", root);
+  TEST_ASSERTF(!strcmp(s.run.data, expect), "%s", s.run.data);
+  snprintf(expect, sizeof expect, "%s/cfgdir/sub/s.sid.h5", root);
+  TEST_ASSERTF(!strcmp(s.run.sid, expect), "%s", s.run.sid);
+  TEST_ASSERT(!strcmp(s.run.sim_all, "/abs/x.sim.h5"));
+  snprintf(expect, sizeof expect, "%s/cfgdir/sub/out", root);
+  TEST_ASSERTF(!strcmp(s.run.out_dir, expect), "%s", s.run.out_dir);
+  snprintf(expect, sizeof expect, "%s/ml-1m", root);
+  TEST_ASSERTF(!strcmp(s.data.input, expect), "%s", s.data.input);
+  snprintf(expect, sizeof expect, "%s/rel/t.sim.h5", cwd); /* --set: the working directory */
+  TEST_ASSERTF(!strcmp(s.run.sim_train, expect), "%s", s.run.sim_train);
+  TEST_ASSERT(!strcmp(s.run.name, "demo")); /* a STRING that is not a path: as written */
+  /* a later --set wins over the file, against the working directory with ".." folded */
+  hsrl_settings t;
+  TEST_ASSERT(hsrl_settings_load(&t, path, 2, sets) == HSRL_OK);
+  snprintf(expect, sizeof expect, "%s", cwd);
+  *strrchr(expect, '/') = '\0';
+  strcat(expect, "/up.sid.h5");
+  TEST_ASSERTF(!strcmp(t.run.sid, expect), "%s vs %s", t.run.sid, expect);
+  /* the same file through a relative path from another working directory */
+  TEST_ASSERT(chdir(test_tmpdir()) == 0);
+  st = hsrl_settings_load(&t, "cfgdir/sub/p.ini", 1, sets);
+  TEST_ASSERT(chdir(cwd) == 0);
+  TEST_ASSERTF(st == HSRL_OK, "%s", hsrl_err_message());
+  TEST_ASSERT(!strcmp(t.run.data, s.run.data) && !strcmp(t.run.out_dir, s.run.out_dir));
+  snprintf(expect, sizeof expect, "%s/rel/t.sim.h5", root); /* --set: that directory */
+  TEST_ASSERTF(!strcmp(t.run.sim_train, expect), "%s", t.run.sim_train);
+  /* through a symlinked directory: ".." is the real parent of the real directory */
+  char link[600], via[700];
+  snprintf(link, sizeof link, "%s/link", test_tmpdir());
+  TEST_ASSERT(symlink(sub, link) == 0);
+  snprintf(via, sizeof via, "%s/p.ini", link);
+  TEST_ASSERTF(hsrl_settings_load(&t, via, 0, NULL) == HSRL_OK, "%s", hsrl_err_message());
+  TEST_ASSERTF(!strcmp(t.run.data, s.run.data) && !strcmp(t.run.sid, s.run.sid), "%s %s", t.run.data,
+               t.run.sid);
+  remove(link);
+  /* the shown effective config, saved elsewhere, reads back to the same values and hash */
+  char *text = hsrl_malloc(1 << 16);
+  TEST_ASSERT(hsrl_settings_write(&s, HSRL_CONFIG_WRITE_HELP, text, 1 << 16) < (1 << 16));
+  const char *shown = write_file("shown-paths.ini", text);
+  TEST_ASSERT(shown && hsrl_settings_load(&t, shown, 0, NULL) == HSRL_OK);
+  TEST_ASSERT(!memcmp(&s, &t, sizeof s) && hsrl_settings_hash(&s) == hsrl_settings_hash(&t));
+  /* config text is taken as it is */
+  TEST_ASSERT(hsrl_settings_load_string(&t, "[run]\ndata = rel.h5\n", "text") == HSRL_OK);
+  TEST_ASSERT(!strcmp(t.run.data, "rel.h5"));
+  /* ... and overrides on top of it resolve like hsrl_settings_load's */
+  const char *one[] = {"run.sid=x.sid.h5"};
+  TEST_ASSERT(hsrl_settings_apply_sets(&t, 1, one) == HSRL_OK);
+  snprintf(expect, sizeof expect, "%s/x.sid.h5", cwd);
+  TEST_ASSERT(!strcmp(t.run.sid, expect));
+  snprintf(expect, sizeof expect, "%s/rel.h5", cwd);
+  TEST_ASSERTF(!strcmp(t.run.data, expect), "%s", t.run.data);
+  const char *bad[] = {"run.nope=1"};
+  TEST_ASSERT(hsrl_settings_apply_sets(&t, 1, bad) == HSRL_E_USAGE);
+  /* a file with an error leaves no internal marker behind in a path */
+  const char *broken = write_file("broken-paths.ini", "[run]\ndata = x.h5\nbogus = 1\n");
+  TEST_ASSERT(broken && hsrl_settings_load(&t, broken, 0, NULL) == HSRL_E_USAGE);
+  const hsrl_config_schema *schema = hsrl_settings_schema();
+  int n_paths = 0;
+  for (int64_t i = 0; i < schema->n_fields; i++) {
+    if (!hsrl_settings_field_is_path(&schema->fields[i])) continue;
+    n_paths++;
+    const char *v = (const char *)&t + schema->fields[i].offset;
+    TEST_ASSERTF(strchr(v, '\x01') == NULL, "%s.%s", schema->fields[i].section, schema->fields[i].key);
+  }
+  TEST_ASSERT(n_paths == 6); /* out_dir, data, sim_train, sim_all, sid, data.input */
+  TEST_ASSERT(!hsrl_settings_field_is_path(hsrl_config_field_find(schema, "run", "name")));
+  TEST_ASSERT(hsrl_settings_field_is_path(hsrl_config_field_find(schema, "run", "sid")));
+  /* a relative value too long once resolved names the file and field */
+  char longtext[300];
+  snprintf(longtext, sizeof longtext, "[run]\ndata = ");
+  size_t o = strlen(longtext);
+  memset(longtext + o, 'x', 185);
+  snprintf(longtext + o + 185, sizeof longtext - o - 185, "\n");
+  char deep[600];
+  snprintf(deep, sizeof deep, "%s/%0100d", test_tmpdir(), 0); /* a 100-character directory name */
+  TEST_ASSERT(mkdir(deep, 0777) == 0);
+  char deep_file[700];
+  snprintf(deep_file, sizeof deep_file, "%s/long.ini", deep);
+  f = fopen(deep_file, "w");
+  TEST_ASSERT(f != NULL);
+  fputs(longtext, f);
+  fclose(f);
+  TEST_ASSERT(hsrl_settings_load(&t, deep_file, 0, NULL) == HSRL_E_USAGE);
+  TEST_ASSERTF(message_has("long.ini: field 'run.data': 'xxx") && message_has("is longer than 255 bytes"),
+               "%s", hsrl_err_message());
+  remove(deep_file);
+  rmdir(deep);
+  hsrl_free(text);
+  remove(path);
+  rmdir(sub);
+  rmdir(dir);
 }
 
 /* ------------------------------------------------------------------------ show and hash */
@@ -458,6 +625,7 @@ int main(void) {
   TEST_RUN(test_bad_values);
   TEST_RUN(test_other_errors);
   TEST_RUN(test_int_list);
+  TEST_RUN(test_paths);
   TEST_RUN(test_show_reads_back);
   TEST_RUN(test_hash);
   TEST_RUN(test_generic_engine);

@@ -8,8 +8,10 @@
  * finished episode is recorded (also when many end at the same step), (s, a, r, done, s') is
  * consistent across a user's replacement, same seed -> same episodes, no allocation per step,
  * greedy's two scoring paths agree with a brute-force top K, the myopic oracle beats random on a
- * small synthetic world, and `hsrl eval` runs end to end. */
+ * small synthetic world, fewer episodes than rows never hands the world's click model user 0 (and
+ * the idle rows change nothing), and `hsrl eval` runs end to end. */
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -596,6 +598,80 @@ static void test_synth_oracle_beats_random(void) {
   sim_dataset_free(&d);
 }
 
+/* Fewer episodes than rows (max_episodes < B) with the synthetic world's click model, which
+ * refuses user 0 (a check failure): the rows that never get a user hold a valid placeholder, the
+ * model never sees user 0, and the idle rows change nothing: the episodes are those of an env
+ * with B = max_episodes. Then the whole evaluation protocol with E < B. */
+typedef struct watch_model {
+  sim_click_model inner;
+  int32_t min_user;
+  int64_t calls;
+} watch_model;
+
+static void watch_probs(void *ctx, int64_t b, const int32_t *user_ids, const int32_t *histories,
+                        const int32_t *slates, float *out_p) {
+  watch_model *m = ctx;
+  for (int64_t i = 0; i < b; i++)
+    if (user_ids[i] < m->min_user) m->min_user = user_ids[i];
+  m->calls++;
+  m->inner.probs(m->inner.ctx, b, user_ids, histories, slates, out_p);
+}
+
+static void test_fewer_episodes_than_rows_world(void) {
+  sim_synth_config sc;
+  small_world_config(&sc);
+  sim_synth_world w;
+  sim_dataset d;
+  TEST_ASSERT(sim_synth_generate(&w, &d, &sc) == HSRL_OK);
+  const int64_t K = d.slate_size, H = d.history_len, N = d.n_items, E = 5;
+  watch_model wm = {sim_click_adapters_synth(&w), INT32_MAX, 0};
+  sim_click_model m = wm.inner;
+  m.ctx = &wm;
+  m.probs = watch_probs;
+  sim_env_stats st[2];
+  for (int v = 0; v < 2; v++) {
+    const int64_t B = v == 0 ? 16 : E; /* 16 rows for 5 episodes, then exactly 5 rows */
+    sim_env_config cfg = env_config(B, K, H, 0, 11);
+    cfg.max_episodes = E;
+    sim_env *e = sim_env_init(&cfg, &d, d.test_idx, d.n_test, &m);
+    TEST_ASSERT(sim_env_n_active(e) == E);
+    for (int64_t i = 0; i < B; i++) {
+      const int32_t u = sim_env_users(e)[i];
+      TEST_ASSERTF(u >= 1 && u <= d.n_users, "row %lld: user %d", (long long)i, (int)u);
+      TEST_ASSERT(sim_env_active(e)[i] == (i < E));
+    }
+    int32_t *slates = hsrl_malloc((size_t)(B * K) * sizeof(int32_t));
+    sim_env_step_result r;
+    int64_t steps = 0;
+    while (sim_env_n_active(e) > 0 && steps < 1000) {
+      fill_slates(slates, B, K, N, steps++);
+      sim_env_step(e, slates, &r);
+      for (int64_t i = E; i < B; i++) /* idle rows: no clicks, no reward */
+        TEST_ASSERT(!r.active[i] && !r.done[i] && r.reward[i] == 0.0f);
+    }
+    st[v] = *sim_env_get_stats(e);
+    TEST_ASSERT(st[v].n_episodes == E && st[v].n_started == E);
+    hsrl_free(slates);
+    sim_env_free(e);
+  }
+  TEST_ASSERT(wm.calls > 0);
+  TEST_ASSERTF(wm.min_user >= 1, "the click model saw user %d", (int)wm.min_user);
+  /* idle rows draw nothing: the same episodes as with B = E */
+  TEST_ASSERT(st[0].sum_reward == st[1].sum_reward && st[0].sum_depth == st[1].sum_depth &&
+              st[0].n_user_steps == st[1].n_user_steps && st[0].n_clicks == st[1].n_clicks);
+  /* the evaluation protocol with 3 episodes on 16 rows; the oracle also acts on idle rows */
+  sim_policy_simple *orc = sim_policy_simple_oracle(&w, 16);
+  sim_eval_policy ep = eval_policy(orc);
+  sim_env_config cfg = env_config(16, K, H, 0, 0);
+  sim_eval_result res;
+  TEST_ASSERT(sim_eval_run(&res, &cfg, &d, &m, &ep, 3, 7) == HSRL_OK);
+  TEST_ASSERT(res.n_episodes == 3 && res.depth_mean >= 1.0);
+  TEST_ASSERT(wm.min_user >= 1);
+  sim_policy_simple_free(orc);
+  sim_synth_free(&w);
+  sim_dataset_free(&d);
+}
+
 /* The learned simulator's adapter: its scores are the model's logits, and greedy
  * through scores picks what greedy through probs picks. Random weights on the small world. */
 static void test_urm_adapter(void) {
@@ -812,6 +888,7 @@ int main(void) {
   TEST_RUN(test_greedy_paths_agree_with_brute_force);
   TEST_RUN(test_random_and_popular);
   TEST_RUN(test_synth_oracle_beats_random);
+  TEST_RUN(test_fewer_episodes_than_rows_world);
   TEST_RUN(test_urm_adapter);
   TEST_RUN(test_eval_command);
   TEST_RUN(test_ml1m_policy_order);

@@ -19,4 +19,13 @@ void nn_dropout_forward(float *out /* (n) */, uint8_t *mask /* (n) */, const flo
 void nn_dropout_backward(float *dinp /* (n) */, const float *dout /* (n) */,
                          const uint8_t *mask /* (n) */, int64_t n, float p);
 
+/* The raw Philox words behind the masks: words[i] is word (offset+i) % 4 of block (offset+i) / 4
+ * under key (element i is kept when words[i] >= p * 2^32). The blocks are computed with vector
+ * instructions when the machine has them; max_isa caps the instruction set (NN_DROPOUT_ISA_*,
+ * lowered to what the machine supports) so that tests can check every path against
+ * hsrl_philox4x32. */
+enum { NN_DROPOUT_ISA_C = 0, NN_DROPOUT_ISA_SSE2 = 1, NN_DROPOUT_ISA_AVX2 = 2, NN_DROPOUT_ISA_AVX512 = 3,
+       NN_DROPOUT_ISA_BEST = 3 };
+void nn_dropout_words(uint32_t *words /* (n) */, int64_t n, uint64_t key, uint64_t offset, int max_isa);
+
 #endif

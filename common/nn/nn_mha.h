@@ -32,9 +32,8 @@
  * dq_in and dkv_in may be the same buffer for self-attention, both contributions are added).
  *
  * Speed: the projections go through nn_linear (nn_gemm, batched over all B*T rows); the per-(b,head)
- * products (50x50x8 in the policy) are nn_gemm calls too, measured 4x faster than tight loops
- * (see nn_mha.c). Inputs must be finite (a NaN in a padded position reaches the output, as in
- * torch). */
+ * attention (50x50x8 in the policy) is a fused, vectorised kernel (see nn_mha.c). Inputs must be
+ * finite (a NaN in a padded position reaches the output, as in torch). */
 #ifndef NN_MHA_H
 #define NN_MHA_H
 

@@ -9,7 +9,15 @@
  *   out = LN2(r2)
  * Backward mirrors it in reverse and scatters the query-row gradient back into dx.
  * Dropout sites use keys derived from the layer key: 0 attention weights, 1 after attention,
- * 2 after the ReLU, 3 after the FFN. */
+ * 2 after the ReLU, 3 after the FFN.
+ *
+ * Speed: the elementwise steps are fused into single passes (dropout + residual; ReLU + dropout,
+ * writing h and hd together; the backward needs only hd, since hd > 0 exactly where h > 0 and
+ * the element was kept, the scale 1/(1-p) being >= 1; h serves a backward told p = 0, which
+ * treats the layer as dropout-free like the forward it then expects). The backward writes its
+ * buffers instead of zeroing and accumulating where it can: dhd = dff W2 is a product with
+ * beta = 0, the ReLU/dropout backward overwrites it in place, and dx1 = dr2 + dpre W1
+ * accumulates into dr2. With n_q == T the attention's input gradients go straight into dx. */
 #include "common/nn/nn_transformer.h"
 
 #include <math.h>
@@ -18,6 +26,7 @@
 #include "common/hsrl_check.h"
 #include "common/nn/nn_activation.h"
 #include "common/nn/nn_dropout.h"
+#include "common/nn/nn_gemm.h"
 #include "common/nn/nn_layernorm.h"
 #include "common/nn/nn_linear.h"
 
@@ -115,7 +124,7 @@ typedef struct layer_cache {
   float *mean1, *rstd1; /* (B, n_q) */
   float *x1;      /* (B, n_q, E) LN1 output */
   float *h;       /* (B, n_q, F) ReLU output */
-  float *hd;      /* (B, n_q, F) Drop(h) */
+  float *hd;      /* (B, n_q, F) Drop(h) (written when p > 0) */
   float *r2;      /* (B, n_q, E) x1 + Drop(FFN) */
   float *mean2, *rstd2; /* (B, n_q) */
   uint8_t *m_attn, *m_hidden, *m_ffn; /* dropout masks (B, n_q, E), (B, n_q, F), (B, n_q, E) */
@@ -155,8 +164,8 @@ int64_t nn_transformer_scratch_floats(const nn_transformer_shape *s) {
   check_shape(s);
   nn_mha_shape ms = mha_shape_of(s);
   int64_t n = s->B * s->n_q, E = s->E, F = s->F;
-  /* dr2, df, dx1, dr1, dattn, dxq (n, E); dhd, dpre (n, F); the MHA backward's scratch */
-  return 6 * round16(n * E) + 2 * round16(n * F) + round16(nn_mha_scratch_floats(&ms));
+  /* dr2 (then dx1), df, dr1, dattn, dxq (n, E); dhd (then dpre) (n, F); the MHA backward's */
+  return 5 * round16(n * E) + round16(n * F) + round16(nn_mha_scratch_floats(&ms));
 }
 
 /* Dropout masks of the rows [T - n_q, T) of a (B, T, width) tensor, indexed by absolute row. */
@@ -165,6 +174,67 @@ static void rows_mask(uint8_t *mask, const nn_transformer_shape *s, int64_t widt
   for (int64_t b = 0; b < s->B; b++)
     nn_dropout_mask(mask + b * s->n_q * width, s->n_q * width, p, key,
                     offset + (uint64_t)((b * s->T + s->T - s->n_q) * width));
+}
+
+/* Fused elementwise passes, in fixed blocks GCC vectorises (see nn_activation.c); the dropout
+ * selections are bit masks (a float select stays a branch under -ftrapping-math). */
+#define NN_TR_BLOCK 16
+
+static float keep_or_zero(float x, uint8_t keep) {
+  uint32_t u;
+  memcpy(&u, &x, sizeof u);
+  u &= 0u - (uint32_t)keep;
+  memcpy(&x, &u, sizeof x);
+  return x;
+}
+
+/* r = res + r (no dropout) */
+static void residual_add(float *restrict r, const float *restrict res, int64_t n) {
+  int64_t i = 0;
+  for (; i + NN_TR_BLOCK <= n; i += NN_TR_BLOCK)
+    for (int k = 0; k < NN_TR_BLOCK; k++) r[i + k] += res[i + k];
+  for (; i < n; i++) r[i] += res[i];
+}
+
+/* r = res + Drop(r): res + r * scale where kept, res elsewhere */
+static void residual_dropout(float *restrict r, const float *restrict res,
+                             const uint8_t *restrict keep, int64_t n, float scale) {
+  int64_t i = 0;
+  for (; i + NN_TR_BLOCK <= n; i += NN_TR_BLOCK)
+    for (int k = 0; k < NN_TR_BLOCK; k++)
+      r[i + k] = res[i + k] + keep_or_zero(r[i + k] * scale, keep[i + k] != 0);
+  for (; i < n; i++) r[i] = res[i] + (keep[i] ? r[i] * scale : 0.0f);
+}
+
+/* h = ReLU(h) in place and hd = Drop(h); "x < 0 ? 0 : x" keeps NaN visible like nn_relu_forward */
+static void relu_dropout(float *restrict hd, float *restrict h, const uint8_t *restrict keep,
+                         int64_t n, float scale) {
+  int64_t i = 0;
+  for (; i + NN_TR_BLOCK <= n; i += NN_TR_BLOCK)
+    for (int k = 0; k < NN_TR_BLOCK; k++) {
+      float v = h[i + k] < 0.0f ? 0.0f : h[i + k];
+      h[i + k] = v;
+      hd[i + k] = keep_or_zero(v * scale, keep[i + k] != 0);
+    }
+  for (; i < n; i++) {
+    float v = h[i] < 0.0f ? 0.0f : h[i];
+    h[i] = v;
+    hd[i] = keep[i] ? v * scale : 0.0f;
+  }
+}
+
+/* d = dL/dpre from d = dL/dhd in place: d * scale where hd > 0, else 0 (ReLU and dropout) */
+static void relu_dropout_backward(float *restrict d, const float *restrict hd, int64_t n, float scale) {
+  int64_t i = 0;
+  for (; i + NN_TR_BLOCK <= n; i += NN_TR_BLOCK)
+    for (int k = 0; k < NN_TR_BLOCK; k++) {
+      uint32_t m = 0u - (uint32_t)(hd[i + k] > 0.0f), u;
+      float g = d[i + k] * scale;
+      memcpy(&u, &g, sizeof u);
+      u &= m;
+      memcpy(&d[i + k], &u, sizeof u);
+    }
+  for (; i < n; i++) d[i] = hd[i] > 0.0f ? d[i] * scale : 0.0f;
 }
 
 void nn_transformer_forward(float *out, float *cache, const float *x, const float *params,
@@ -187,28 +257,32 @@ void nn_transformer_forward(float *out, float *cache, const float *x, const floa
   /* r1 = xq + Drop(MHA(xq, x)) */
   nn_mha_forward(c.r1, c.mha, xq, x, params + l.w_in, params + l.b_in, params + l.w_o,
                  params + l.b_o, &m, p, hsrl_rng_derive(key, SITE_ATTN_WEIGHTS), offset, &ms);
+  const float scale = 1.0f / (1.0f - p);
   if (p > 0.0f) {
     rows_mask(c.m_attn, s, E, p, hsrl_rng_derive(key, SITE_ATTN_OUT), offset);
-    nn_dropout_apply(c.r1, c.r1, c.m_attn, n * E, p);
+    residual_dropout(c.r1, xq, c.m_attn, n * E, scale);
+  } else {
+    residual_add(c.r1, xq, n * E);
   }
-  for (int64_t i = 0; i < n * E; i++) c.r1[i] += xq[i];
   nn_layernorm_forward(c.x1, c.mean1, c.rstd1, c.r1, params + l.ln1_gamma, params + l.ln1_beta, n, E);
 
-  /* FFN */
+  /* FFN: hd = Drop(ReLU(x1 W1^T + b1)), r2 = x1 + Drop(hd W2^T + b2) */
   nn_linear_forward(c.h, c.x1, params + l.w1, params + l.b1, n, E, F);
-  nn_relu_forward(c.h, c.h, n * F);
   const float *hd = c.h;
   if (p > 0.0f) {
     rows_mask(c.m_hidden, s, F, p, hsrl_rng_derive(key, SITE_FFN_HIDDEN), offset);
-    nn_dropout_apply(c.hd, c.h, c.m_hidden, n * F, p);
+    relu_dropout(c.hd, c.h, c.m_hidden, n * F, scale);
     hd = c.hd;
+  } else {
+    nn_relu_forward(c.h, c.h, n * F);
   }
   nn_linear_forward(c.r2, hd, params + l.w2, params + l.b2, n, F, E);
   if (p > 0.0f) {
     rows_mask(c.m_ffn, s, E, p, hsrl_rng_derive(key, SITE_FFN_OUT), offset);
-    nn_dropout_apply(c.r2, c.r2, c.m_ffn, n * E, p);
+    residual_dropout(c.r2, c.x1, c.m_ffn, n * E, scale);
+  } else {
+    residual_add(c.r2, c.x1, n * E);
   }
-  for (int64_t i = 0; i < n * E; i++) c.r2[i] += c.x1[i];
   nn_layernorm_forward(out, c.mean2, c.rstd2, c.r2, params + l.ln2_gamma, params + l.ln2_beta, n, E);
 }
 
@@ -221,64 +295,58 @@ void nn_transformer_backward(float *dx, float *dparams, float *scratch, const fl
   const nn_mha_shape ms = mha_shape_of(s);
   layer_cache c = cache_view((float *)cache, s); /* read only below */
   nn_mha_mask m = {mask ? mask->causal : 0, T - nq, mask ? mask->key_padding : NULL};
-  const size_t nE = (size_t)(n * E) * sizeof(float), nF = (size_t)(n * F) * sizeof(float);
+  const size_t nE = (size_t)(n * E) * sizeof(float);
 #define DP(field) (dparams ? dparams + l.field : NULL)
 
-  float *dr2 = scratch;
-  float *df = dr2 + round16(n * E);
-  float *dx1 = df + round16(n * E);
-  float *dr1 = dx1 + round16(n * E);
-  float *dattn = dr1 + round16(n * E);
-  float *dxq = dattn + round16(n * E);
-  float *dhd = dxq + round16(n * E);
-  float *dpre = dhd + round16(n * F);
-  float *mha_scratch = dpre + round16(n * F);
+  float *dr2 = scratch;              /* (n, E) dL/dr2, then dL/dx1 */
+  float *df = dr2 + round16(n * E);   /* (n, E) */
+  float *dr1 = df + round16(n * E);   /* (n, E) */
+  float *dattn = dr1 + round16(n * E); /* (n, E) */
+  float *dxq = dattn + round16(n * E); /* (n, E) */
+  float *dhd = dxq + round16(n * E);   /* (n, F) dL/dhd, then dL/dpre */
+  float *mha_scratch = dhd + round16(n * F);
+  const float scale = 1.0f / (1.0f - p);
 
   /* out = LN2(r2) */
   memset(dr2, 0, nE);
   nn_layernorm_backward(dr2, DP(ln2_gamma), DP(ln2_beta), dout, c.r2, c.mean2, c.rstd2,
                         params + l.ln2_gamma, n, E);
-  /* r2 = x1 + Drop(hd W2^T + b2) */
-  memcpy(dx1, dr2, nE);
+  /* r2 = x1 + Drop(hd W2^T + b2): dff = Drop'(dr2); dhd = dff W2 (written, not accumulated) */
   const float *dff = dr2;
   if (p > 0.0f) {
-    memset(df, 0, nE);
-    nn_dropout_backward(df, dr2, c.m_ffn, n * E, p);
+    nn_dropout_apply(df, dr2, c.m_ffn, n * E, p); /* the dropout backward, written */
     dff = df;
   }
   const float *hd = p > 0.0f ? c.hd : c.h;
-  memset(dhd, 0, nF);
-  nn_linear_backward(dhd, DP(w2), DP(b2), dff, hd, params + l.w2, n, F, E);
-  /* hd = Drop(ReLU(x1 W1^T + b1)); dpre is reused for dh when dropout is on */
-  float *dh = dhd;
-  if (p > 0.0f) {
-    memset(dpre, 0, nF);
-    nn_dropout_backward(dpre, dhd, c.m_hidden, n * F, p);
-    memcpy(dhd, dpre, nF);
-  }
-  memset(dpre, 0, nF);
-  nn_relu_backward(dpre, dh, c.h, n * F);
-  nn_linear_backward(dx1, DP(w1), DP(b1), dpre, c.x1, params + l.w1, n, E, F);
+  nn_gemm(0, 0, n, F, E, 1.0f, dff, E, params + l.w2, F, 0.0f, dhd, F);
+  if (dparams) nn_linear_backward(NULL, DP(w2), DP(b2), dff, hd, params + l.w2, n, F, E);
+  /* hd = Drop(ReLU(x1 W1^T + b1)): dpre in place of dhd; dx1 = dr2 + dpre W1, into dr2 */
+  relu_dropout_backward(dhd, hd, n * F, scale);
+  nn_gemm(0, 0, n, E, F, 1.0f, dhd, F, params + l.w1, E, 1.0f, dr2, E);
+  if (dparams) nn_linear_backward(NULL, DP(w1), DP(b1), dhd, c.x1, params + l.w1, n, E, F);
   /* x1 = LN1(r1) */
   memset(dr1, 0, nE);
-  nn_layernorm_backward(dr1, DP(ln1_gamma), DP(ln1_beta), dx1, c.r1, c.mean1, c.rstd1,
+  nn_layernorm_backward(dr1, DP(ln1_gamma), DP(ln1_beta), dr2, c.r1, c.mean1, c.rstd1,
                         params + l.ln1_gamma, n, E);
   /* r1 = xq + Drop(MHA(xq, x)) */
-  memcpy(dxq, dr1, nE);
   const float *da = dr1;
   if (p > 0.0f) {
-    memset(dattn, 0, nE);
-    nn_dropout_backward(dattn, dr1, c.m_attn, n * E, p);
+    nn_dropout_apply(dattn, dr1, c.m_attn, n * E, p);
     da = dattn;
   }
-  const float *xq = nq < T ? c.xq : x;
-  nn_mha_backward(dx ? dxq : NULL, dx, DP(w_in), DP(b_in), DP(w_o), DP(b_o), mha_scratch, da,
-                  c.mha, xq, x, params + l.w_in, params + l.w_o, &m, p, &ms);
-  if (dx) {
-    for (int64_t b = 0; b < B; b++) {
-      float *d = dx + (b * T + T - nq) * E;
-      const float *g = dxq + b * nq * E;
-      for (int64_t i = 0; i < nq * E; i++) d[i] += g[i];
+  if (dx && nq == T) {
+    /* xq is x: both attention input gradients and the residual's go into dx */
+    nn_mha_backward(dx, dx, DP(w_in), DP(b_in), DP(w_o), DP(b_o), mha_scratch, da, c.mha, x, x,
+                    params + l.w_in, params + l.w_o, &m, p, &ms);
+    residual_add(dx, dr1, n * E);
+  } else {
+    const float *xq = nq < T ? c.xq : x;
+    if (dx) memcpy(dxq, dr1, nE);
+    nn_mha_backward(dx ? dxq : NULL, dx, DP(w_in), DP(b_in), DP(w_o), DP(b_o), mha_scratch, da,
+                    c.mha, xq, x, params + l.w_in, params + l.w_o, &m, p, &ms);
+    if (dx) {
+      for (int64_t b = 0; b < B; b++)
+        residual_add(dx + (b * T + T - nq) * E, dxq + b * nq * E, nq * E);
     }
   }
 #undef DP

@@ -6,7 +6,10 @@
  * product in the backward: d-input and d-weight). Both are divided by the same FLOP count, so the
  * ratio ours / sgemm says how close the layer runs to the sgemm bound on this machine.
  * This program calls cblas_sgemm directly on purpose: it measures the library itself.
- * Figures are medians over repeats. Run through scripts/bench/nn.sh (one OpenBLAS thread). */
+ * Figures are medians over repeats of process CPU time (one thread: OpenBLAS runs with one thread
+ * here), which a busy machine inflates much less than wall time. Run through scripts/bench/nn.sh.
+ * usage: bench_nn [--no-sgemm] [SUBSTRING]: only the cases whose name contains SUBSTRING; with
+ * --no-sgemm the cblas_sgemm reference is not run (its column reads 0; for profiling our code). */
 #include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +22,8 @@
 #include "common/nn/nn_transformer.h"
 
 #define N_REPEATS 7
+
+static int g_no_sgemm; /* 1: skip the cblas_sgemm reference */
 
 typedef struct gemm_call { int ta, tb, m, n, k, count; } gemm_call;
 
@@ -48,6 +53,7 @@ static double gemm_flops(const gemm_call *g, int n_calls) {
 
 /* Seconds per pass over the given sgemm calls (median). */
 static double time_sgemm(const gemm_call *g, int n_calls, int iters) {
+  if (g_no_sgemm) return 0.0;
   int64_t biggest = 1;
   for (int i = 0; i < n_calls; i++) {
     int64_t s = (int64_t)g[i].m * g[i].k + (int64_t)g[i].k * g[i].n + (int64_t)g[i].m * g[i].n;
@@ -56,26 +62,36 @@ static double time_sgemm(const gemm_call *g, int n_calls, int iters) {
   float *a = random_buf(biggest, 1), *b = random_buf(biggest, 2), *c = random_buf(biggest, 3);
   double t[N_REPEATS];
   for (int r = 0; r < N_REPEATS; r++) {
-    double t0 = hsrl_time_now();
+    double t0 = hsrl_time_cpu();
     for (int it = 0; it < iters; it++)
       for (int i = 0; i < n_calls; i++)
         for (int j = 0; j < g[i].count; j++)
           cblas_sgemm(CblasRowMajor, g[i].ta ? CblasTrans : CblasNoTrans,
                       g[i].tb ? CblasTrans : CblasNoTrans, g[i].m, g[i].n, g[i].k, 1.0f, a,
                       g[i].ta ? g[i].m : g[i].k, b, g[i].tb ? g[i].k : g[i].n, 0.0f, c, g[i].n);
-    t[r] = (hsrl_time_now() - t0) / iters;
+    t[r] = (hsrl_time_cpu() - t0) / iters;
   }
   hsrl_free(a), hsrl_free(b), hsrl_free(c);
   return median(t, N_REPEATS);
 }
 
 static void report(const char *name, double flops, double t_ours, double t_sgemm) {
-  double g_ours = flops / t_ours * 1e-9, g_sgemm = flops / t_sgemm * 1e-9;
+  double g_ours = flops / t_ours * 1e-9, g_sgemm = t_sgemm > 0.0 ? flops / t_sgemm * 1e-9 : 0.0;
   printf("%-44s %9.2f MFLOP %9.3f ms %8.2f GFLOP/s | sgemm %8.3f ms %8.2f GFLOP/s | ratio %.2f\n",
-         name, flops * 1e-6, t_ours * 1e3, g_ours, t_sgemm * 1e3, g_sgemm, g_ours / g_sgemm);
+         name, flops * 1e-6, t_ours * 1e3, g_ours, t_sgemm * 1e3, g_sgemm,
+         g_sgemm > 0.0 ? g_ours / g_sgemm : 0.0);
 }
 
-static void bench_transformer(int64_t B, int64_t T, int64_t n_q, int64_t E, int64_t F, int64_t h) {
+static const char *g_filter; /* NULL: every case */
+
+static int selected(const char *name) { return !g_filter || strstr(name, g_filter) != NULL; }
+
+static void bench_transformer(int64_t B, int64_t T, int64_t n_q, int64_t E, int64_t F, int64_t h,
+                              float p) {
+  char name[128];
+  snprintf(name, sizeof name, "transformer B%lld T%lld n_q%lld d%lld h%lld F%lld p%.1f", (long long)B,
+           (long long)T, (long long)n_q, (long long)E, (long long)h, (long long)F, (double)p);
+  if (!selected(name)) return;
   nn_transformer_shape s = {.B = B, .T = T, .n_q = n_q, .E = E, .F = F, .n_heads = h};
   int64_t n_params = nn_transformer_param_count(E, F);
   float *params = hsrl_alloc_aligned((size_t)n_params * sizeof(float));
@@ -114,23 +130,24 @@ static void bench_transformer(int64_t B, int64_t T, int64_t n_q, int64_t E, int6
   int iters = 20;
   double t[N_REPEATS];
   for (int r = 0; r < N_REPEATS; r++) {
-    double t0 = hsrl_time_now();
+    double t0 = hsrl_time_cpu();
     for (int it = 0; it < iters; it++) {
-      nn_transformer_forward(out, cache, x, params, &mask, 0.0f, 1, 0, &s);
+      nn_transformer_forward(out, cache, x, params, &mask, p, 1, (uint64_t)it * 1000003u, &s);
       memset(dx, 0, (size_t)(B * T * E) * sizeof(float));
-      nn_transformer_backward(dx, dparams, scratch, dout, cache, x, params, &mask, 0.0f, &s);
+      nn_transformer_backward(dx, dparams, scratch, dout, cache, x, params, &mask, p, &s);
     }
-    t[r] = (hsrl_time_now() - t0) / iters;
+    t[r] = (hsrl_time_cpu() - t0) / iters;
   }
-  char name[128];
-  snprintf(name, sizeof name, "transformer B%lld T%lld n_q%lld d%lld h%lld F%lld", (long long)B,
-           (long long)T, (long long)n_q, (long long)E, (long long)h, (long long)F);
   report(name, flops, median(t, N_REPEATS), time_sgemm(all, 3 * n_fwd, iters));
   hsrl_free(params), hsrl_free(dparams), hsrl_free(x), hsrl_free(dx), hsrl_free(out);
   hsrl_free(dout), hsrl_free(cache), hsrl_free(scratch), hsrl_free(pad);
 }
 
 static void bench_linear(const char *what, int64_t n, int64_t in, int64_t out_dim) {
+  char name[128];
+  snprintf(name, sizeof name, "linear %s n%lld %lld->%lld", what, (long long)n, (long long)in,
+           (long long)out_dim);
+  if (!selected(name)) return;
   float *w = random_buf(out_dim * in, 1), *b = random_buf(out_dim, 2), *x = random_buf(n * in, 3);
   float *y = random_buf(n * out_dim, 4), *dy = random_buf(n * out_dim, 5);
   float *dx = random_buf(n * in, 6), *dw = random_buf(out_dim * in, 7), *db = random_buf(out_dim, 8);
@@ -141,26 +158,30 @@ static void bench_linear(const char *what, int64_t n, int64_t in, int64_t out_di
   int iters = (int)(2e8 / flops) + 1;
   double t[N_REPEATS];
   for (int r = 0; r < N_REPEATS; r++) {
-    double t0 = hsrl_time_now();
+    double t0 = hsrl_time_cpu();
     for (int it = 0; it < iters; it++) {
       nn_linear_forward(y, x, w, b, n, in, out_dim);
       nn_linear_backward(dx, dw, db, dy, x, w, n, in, out_dim);
     }
-    t[r] = (hsrl_time_now() - t0) / iters;
+    t[r] = (hsrl_time_cpu() - t0) / iters;
   }
-  char name[128];
-  snprintf(name, sizeof name, "linear %s n%lld %lld->%lld", what, (long long)n, (long long)in,
-           (long long)out_dim);
   report(name, flops, median(t, N_REPEATS), time_sgemm(all, 3, iters));
   hsrl_free(w), hsrl_free(b), hsrl_free(x), hsrl_free(y), hsrl_free(dy), hsrl_free(dx);
   hsrl_free(dw), hsrl_free(db);
 }
 
-int main(void) {
-  printf("forward+backward, median of %d repeats; ratio = our GFLOP/s / cblas_sgemm GFLOP/s at the same products\n",
-         N_REPEATS);
-  bench_transformer(64, 50, 50, 32, 128, 4);
-  bench_transformer(64, 50, 1, 32, 128, 4);
+int main(int argc, char **argv) {
+  for (int i = 1; i < argc; i++) {
+    if (strcmp(argv[i], "--no-sgemm") == 0) g_no_sgemm = 1;
+    else g_filter = argv[i];
+  }
+  printf("forward+backward, median of %d repeats (CPU time); ratio = our GFLOP/s / cblas_sgemm GFLOP/s at "
+         "the same products\n", N_REPEATS);
+  /* p = 0: evaluation; p = 0.1: the training setting (four dropout sites per layer). */
+  bench_transformer(64, 50, 50, 32, 128, 4, 0.0f);
+  bench_transformer(64, 50, 1, 32, 128, 4, 0.0f);
+  bench_transformer(64, 50, 50, 32, 128, 4, 0.1f);
+  bench_transformer(64, 50, 1, 32, 128, 4, 0.1f);
   /* The policy's linear layers (method.md §6-7, ML-1M: D = 27, V = 64; critic on 4 contexts). */
   bench_linear("item_map", 64 * 50, 27, 32);
   bench_linear("sid head", 64, 32, 64);
