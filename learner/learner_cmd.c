@@ -331,21 +331,6 @@ static void eval_act(void *ctx, int64_t b, const int32_t *users, const int32_t *
   agent_act(e->a, b, users, histories, AGENT_ACT_GREEDY, NULL, &out);
 }
 
-static const char *eval_json_str(char *buf, size_t cap, const char *text) {
-  size_t o = 0;
-  for (const char *c = text; *c && o + 7 < cap; c++) {
-    unsigned char u = (unsigned char)*c;
-    if (u == '"' || u == '\\')
-      buf[o++] = '\\', buf[o++] = (char)u;
-    else if (u < 0x20)
-      o += (size_t)snprintf(buf + o, cap - o, "\\u%04x", u);
-    else
-      buf[o++] = (char)u;
-  }
-  buf[o] = '\0';
-  return buf;
-}
-
 /* <run dir>/eval.json for .../<run>/ckpt/step-n.h5, else eval.json beside the checkpoint. */
 static void eval_default_json(char *out, size_t cap, const char *ckpt) {
   char dir[2 * LEARNER_PATH_MAX];
@@ -493,8 +478,8 @@ int learner_eval_command(int argc, char **argv) {
              "\"click_model\": \"%s\", \"split\": \"test\", \"episodes\": %lld, \"seeds\": %lld, "
              "\"batch\": %lld, \"base_seed\": %lld, \"reward\": \"%s\", \"sweet_point\": %s, "
              "\"temper\": %g, \"std\": \"sample (n-1)\"}",
-             eval_json_str(jc, sizeof jc, a.checkpoint), (long long)it, ck->agent.kind,
-             eval_json_str(jd, sizeof jd, ev->run.data), eval_json_str(jm, sizeof jm, model_name),
+             sim_eval_json_str(jc, sizeof jc, a.checkpoint), (long long)it, ck->agent.kind,
+             sim_eval_json_str(jd, sizeof jd, ev->run.data), sim_eval_json_str(jm, sizeof jm, model_name),
              (long long)episodes, (long long)seeds, (long long)batch, (long long)seed,
              s->env.reward, s->env.sweet_point ? "true" : "false", s->env.temper);
     sim_eval_write_json(jf, sum, 1, about);

@@ -173,3 +173,18 @@ void sim_eval_write_json(FILE *f, const sim_eval_summary *s, int64_t n, const ch
   }
   fprintf(f, "  ]\n}\n");
 }
+
+const char *sim_eval_json_str(char *buf, size_t cap, const char *text) {
+  size_t o = 0;
+  for (const char *c = text; *c && o + 7 < cap; c++) {
+    unsigned char u = (unsigned char)*c;
+    if (u == '"' || u == '\\')
+      buf[o++] = '\\', buf[o++] = (char)u;
+    else if (u < 0x20)
+      o += (size_t)snprintf(buf + o, cap - o, "\\u%04x", u);
+    else
+      buf[o++] = (char)u;
+  }
+  buf[o] = '\0';
+  return buf;
+}

@@ -66,6 +66,9 @@ hsrl_status sim_eval_seeds(sim_eval_summary *out, const sim_env_config *cfg,
  * numbers too) of n summaries. f is a FILE. */
 void sim_eval_print_table(FILE *f, const sim_eval_summary *s, int64_t n);
 void sim_eval_write_json(FILE *f, const sim_eval_summary *s, int64_t n, const char *about_json);
+/* The JSON string body of text (quotes, backslashes and control characters escaped) in buf, for
+ * the about_json of eval commands; truncated to fit cap. Returns buf. */
+const char *sim_eval_json_str(char *buf, size_t cap, const char *text);
 
 /* `hsrl eval --data F.data.h5 (--sim F.sim-all.h5 | --world) --policies random,popular,greedy,
  * oracle --episodes E --seeds S [--batch B] [--json OUT] [--config CONFIG] [--set s.k=v]...`;

@@ -68,22 +68,6 @@ static void eval_cmd_act(void *ctx, int64_t b, const int32_t *user_ids, const in
   sim_policy_simple_act(ctx, b, user_ids, histories, slates);
 }
 
-/* JSON string body of text (quotes, backslashes and control characters escaped) into buf. */
-static const char *eval_cmd_json_str(char *buf, size_t cap, const char *text) {
-  size_t o = 0;
-  for (const char *c = text; *c && o + 7 < cap; c++) {
-    unsigned char u = (unsigned char)*c;
-    if (u == '"' || u == '\\')
-      buf[o++] = '\\', buf[o++] = (char)u;
-    else if (u < 0x20)
-      o += (size_t)snprintf(buf + o, cap - o, "\\u%04x", u);
-    else
-      buf[o++] = (char)u;
-  }
-  buf[o] = '\0';
-  return buf;
-}
-
 static void eval_cmd_reset(void *ctx, uint64_t seed) { sim_policy_simple_reset(ctx, seed); }
 
 /* Parses a positive integer option value; 0 on error (message printed). */
@@ -290,8 +274,8 @@ int sim_eval_command(int argc, char **argv) {
       goto done;
     }
     char about[2048], jd[700], jm[700];
-    eval_cmd_json_str(jd, sizeof jd, data_path);
-    eval_cmd_json_str(jm, sizeof jm, world_mode ? "world" : sim_path);
+    sim_eval_json_str(jd, sizeof jd, data_path);
+    sim_eval_json_str(jm, sizeof jm, world_mode ? "world" : sim_path);
     snprintf(about, sizeof about,
              "{\"data\": \"%s\", \"click_model\": \"%s\", \"episodes\": %lld, \"seeds\": %lld, "
              "\"batch\": %lld, \"base_seed\": %lld, \"reward\": \"%s\", \"sweet_point\": %s, "
