@@ -267,11 +267,13 @@ static void test_files_are_reproducible(void) {
   const int64_t d = 1000;
   for (int k = 0; k < 2; k++) {
     io_h5 *f = NULL;
+    if (k) sleep(2); /* any stored modification time would now differ */
     TEST_ASSERT(io_h5_create(&f, k ? p2 : p1) == HSRL_OK);
-    TEST_ASSERT(io_h5_write_f32(f, "g/x", x, 1, &d, 3) == HSRL_OK);
+    TEST_ASSERT(io_h5_write_f32(f, "g/x", x, 1, &d, 3) == HSRL_OK);       /* g made on the way */
+    TEST_ASSERT(io_h5_write_f32(f, "a/b/c/y", x, 1, &d, 0) == HSRL_OK);   /* several levels */
     TEST_ASSERT(io_h5_attr_set_str(f, "g", "note", "same") == HSRL_OK);
+    TEST_ASSERT(io_h5_attr_set_i64(f, "h/i", "n", 7) == HSRL_OK);       /* group made for an attribute */
     TEST_ASSERT(io_h5_commit(f) == HSRL_OK);
-    if (k) sleep(1); /* a timestamp would now differ */
   }
   long n1 = 0, n2 = 0;
   unsigned char *a = slurp(p1, &n1), *b = slurp(p2, &n2);

@@ -269,11 +269,48 @@ static hsrl_status open_dataset(io_h5 *f, const char *name, hid_t *dset) {
   return HSRL_OK;
 }
 
+/* Creates every missing group on the way to `name` (not `name` itself), each without modification
+ * times, so that files with equal content have equal bytes (HDF5's own intermediate-group
+ * creation would stamp them with the time). */
+static hsrl_status create_parents(io_h5 *f, const char *name) {
+  char buf[IO_H5_NAME_MAX];
+  size_t n = strlen(name);
+  HSRL_CHECKF(n < sizeof buf, "HDF5 object name of %zu characters", n);
+  memcpy(buf, name, n + 1);
+  hsrl_status st = HSRL_OK;
+  hid_t gcpl = H5Pcreate(H5P_GROUP_CREATE);
+  if (gcpl < 0 || H5Pset_obj_track_times(gcpl, 0) < 0) {
+    st = h5_fail(f, HSRL_E_INTERNAL, "group", name, "cannot make a group property list");
+    goto done;
+  }
+  for (size_t i = 1; i < n; i++) {
+    if (buf[i] != '/' || buf[i - 1] == '/') continue;
+    buf[i] = '\0';
+    htri_t r = H5Lexists(f->file, buf, H5P_DEFAULT);
+    if (r < 0) {
+      st = h5_fail(f, HSRL_E_CORRUPT, "group", buf, "cannot look it up");
+      goto done;
+    }
+    if (r == 0) {
+      hid_t g = H5Gcreate2(f->file, buf, H5P_DEFAULT, gcpl, H5P_DEFAULT);
+      if (g < 0) {
+        st = h5_fail(f, HSRL_E_IO, "group", buf, "cannot create");
+        goto done;
+      }
+      H5Gclose(g);
+    }
+    buf[i] = '/';
+  }
+done:
+  close_plist(&gcpl);
+  return st;
+}
+
 /* Opens (creating a group there if missing and `create`) the object attributes hang on. */
 static hsrl_status open_object(io_h5 *f, const char *obj, int create, hid_t *out) {
   *out = -1;
   hsrl_status st = HSRL_OK;
-  hid_t lcpl = -1, g = -1;
+  hid_t gcpl = -1, g = -1;
   if (is_root(obj)) {
     *out = H5Oopen(f->file, "/", H5P_DEFAULT);
     if (*out < 0) return h5_fail(f, HSRL_E_CORRUPT, "group", "/", "cannot open");
@@ -287,12 +324,13 @@ static hsrl_status open_object(io_h5 *f, const char *obj, int create, hid_t *out
     return HSRL_OK;
   }
   if (!create) return hsrl_err(HSRL_E_INPUT, f->path, 0, NULL, "object '%s': not found", obj);
-  lcpl = H5Pcreate(H5P_LINK_CREATE);
-  if (lcpl < 0 || H5Pset_create_intermediate_group(lcpl, 1) < 0) {
-    st = h5_fail(f, HSRL_E_INTERNAL, "group", obj, "cannot make a link property list");
+  if ((st = create_parents(f, obj)) != HSRL_OK) goto done;
+  gcpl = H5Pcreate(H5P_GROUP_CREATE); /* the group's own creation properties: no times */
+  if (gcpl < 0 || H5Pset_obj_track_times(gcpl, 0) < 0) {
+    st = h5_fail(f, HSRL_E_INTERNAL, "group", obj, "cannot make a group property list");
     goto done;
   }
-  g = H5Gcreate2(f->file, obj, lcpl, H5P_DEFAULT, H5P_DEFAULT);
+  g = H5Gcreate2(f->file, obj, H5P_DEFAULT, gcpl, H5P_DEFAULT);
   if (g < 0) {
     st = h5_fail(f, HSRL_E_IO, "group", obj, "cannot create");
     goto done;
@@ -301,7 +339,7 @@ static hsrl_status open_object(io_h5 *f, const char *obj, int create, hid_t *out
   g = -1;
 done:
   if (g >= 0) H5Gclose(g);
-  close_plist(&lcpl);
+  close_plist(&gcpl);
   return st;
 }
 
@@ -629,21 +667,20 @@ static hid_t make_dcpl(io_h5_type type, int ndims, const hsize_t *dims, int64_t 
 static hsrl_status create_dataset(io_h5 *f, const char *name, io_h5_type type, int ndims, const hsize_t *hd,
                                   int64_t n, int compress, hid_t *dset) {
   hsrl_status st = HSRL_OK;
-  hid_t space = -1, dcpl = -1, lcpl = -1;
+  hid_t space = -1, dcpl = -1;
   *dset = -1;
   space = ndims == 0 ? H5Screate(H5S_SCALAR) : H5Screate_simple(ndims, hd, NULL);
   dcpl = make_dcpl(type, ndims, hd, n, compress);
-  lcpl = H5Pcreate(H5P_LINK_CREATE);
-  if (space < 0 || dcpl < 0 || lcpl < 0 || H5Pset_create_intermediate_group(lcpl, 1) < 0) {
+  if (space < 0 || dcpl < 0) {
     st = h5_fail(f, HSRL_E_INTERNAL, "dataset", name, "cannot make its properties");
     goto done;
   }
-  *dset = H5Dcreate2(f->file, name, type_file(type), space, lcpl, dcpl, H5P_DEFAULT);
+  if ((st = create_parents(f, name)) != HSRL_OK) goto done;
+  *dset = H5Dcreate2(f->file, name, type_file(type), space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
   if (*dset < 0) st = h5_fail(f, HSRL_E_IO, "dataset", name, "cannot create");
 done:
   close_space(&space);
   close_plist(&dcpl);
-  close_plist(&lcpl);
   return st;
 }
 
