@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# Training speed benchmark (issue 5; method.md section 8 "Defaults from the reference training"):
+# HSRL training iterations/s on ML-1M (users 1-2999) at the reference's shapes (d 32, 2 layers,
+# 4 heads, FFN 128, L 3, V 64, B_env 32, B 64, H 50, K 10), one core (taskset -c 0 when
+# available) and one OpenBLAS thread. The reference's PyTorch code does 5.3 iterations/s on one
+# core of this machine (update alone 164 ms); the goal is >= 20x that (106 iterations/s).
+#   prepare  hsrl data prepare, hsrl sim train --split train --epochs 2, hsrl sid build --levels 3
+#            --vocab 64 into a temporary directory (not timed);
+#   (1)      hsrl train for ITERS iterations after learning_starts = 2000 prefill transitions;
+#            iterations/s from metrics.tsv: (last row's iteration - first row's) / (their
+#            seconds difference), i.e. wall time of the iterations after the first report
+#            (start-up, prefill and the first report_every iterations excluded);
+#   (2)      bench_train at the same shapes (the same world and agent through the public API:
+#            learner_train_world_load / learner_train_make_agent) on the prepared files: medians
+#            of act() for 32 users, the env step with the learned simulator, learn(); the
+#            update's FLOPs counted from the shapes, the same products timed with cblas_sgemm
+#            (the sgemm-bound time) and the fraction it achieves; then the iteration breakdown
+#            of (1) (act, env step, update from (2); other = the rest of (1)'s iteration time).
+# usage: scripts/bench/train.sh [BUILD_DIR] [ITERS]
+#   BUILD_DIR  default build (built if its hsrl or bench_train is missing)
+#   ITERS      iterations of (1) after learning starts (default 1000)
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+dir=${1:-build}
+iters=${2:-1000}
+data=$root/../shared/data/ml-1m-u2999
+hsrl=$root/$dir/hsrl
+bench=$root/$dir/scripts/bench/bench_train
+[[ -x "$hsrl" && -x "$bench" ]] || "$root/scripts/build.sh" "$dir"
+if [[ ! -f "$data/ratings.dat" ]]; then
+  echo "train.sh: no ML-1M ratings.dat in $data (see docs/datasets.md); skipped" >&2
+  exit 0
+fi
+export OPENBLAS_NUM_THREADS=1 HSRL_PROGRESS_SECONDS=1000
+pin=()
+if command -v taskset >/dev/null 2>&1 && taskset -c 0 true 2>/dev/null; then
+  pin=(taskset -c 0)
+  cores="one core (taskset -c 0)"
+else
+  cores="not pinned (no taskset)"
+fi
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "== prepare (not timed): data prepare, sim train --epochs 2, sid build --levels 3 --vocab 64"
+"$hsrl" data prepare --format ml1m --input "$data" --out "$tmp/ml1m.data.h5" --quiet >/dev/null
+"$hsrl" sim train --data "$tmp/ml1m.data.h5" --split train --out "$tmp/ml1m.sim-train.h5" --epochs 2 \
+  --quiet >/dev/null
+"$hsrl" sid build --data "$tmp/ml1m.data.h5" --sim "$tmp/ml1m.sim-train.h5" --out "$tmp/ml1m.sid.h5" \
+  --levels 3 --vocab 64 --quiet >/dev/null
+
+# The reference shapes; the same keys go to hsrl train (config file) and bench_train (arguments).
+sets=(
+  "run.data=$tmp/ml1m.data.h5" "run.sim_train=$tmp/ml1m.sim-train.h5" "run.sid=$tmp/ml1m.sid.h5"
+  "data.format=ml1m" "data.input=$data" "data.slate_size=10" "data.history_len=50"
+  "env.batch=32" "agent.kind=hsrl" "agent.d=32" "agent.layers=2" "agent.heads=4" "agent.ffn=128"
+  "train.batch=64" "train.learning_starts=2000"
+)
+report=100
+total=$((iters + report))
+{
+  echo "[run]"
+  echo "name = bench"
+  echo "out_dir = $tmp/runs"
+  for kv in "${sets[@]}"; do
+    sec=${kv%%.*}
+    rest=${kv#*.}
+    echo "[$sec]"
+    echo "${rest%%=*} = ${rest#*=}"
+  done
+  echo "[train]"
+  echo "iterations = $total"
+  echo "report_every = $report"
+  echo "checkpoint_every = 0"
+} >"$tmp/bench.ini"
+
+echo "== (1) hsrl train: $iters timed iterations (+ $report warm-up) after learning_starts = 2000, $cores"
+"${pin[@]}" "$hsrl" train "$tmp/bench.ini" --quiet >/dev/null
+metrics=$tmp/runs/bench/metrics.tsv
+# columns: iteration seconds ...; first data row = end of the warm-up
+its=$(awk -F'\t' 'NR == 2 {i0 = $1; s0 = $2} NR > 2 {i1 = $1; s1 = $2}
+  END {printf "%.1f", (i1 - i0) / (s1 - s0)}' "$metrics")
+ms_it=$(awk -v r="$its" 'BEGIN {printf "%.3f", 1000 / r}')
+echo "iterations/s: $its (wall, from metrics.tsv: iterations $((report + 1))-$total; start-up, prefill" \
+  "and the first $report iterations excluded) = $ms_it ms per iteration"
+echo "ratio to the reference's 5.3 iterations/s (one core): $(awk -v r="$its" 'BEGIN {printf "%.1f", r / 5.3}')x" \
+  "(goal >= 20x = 106 iterations/s)"
+
+echo "== (2) bench_train: the same world, agent and shapes, $cores (CPU time, medians)"
+"${pin[@]}" "$bench" --iters 300 "${sets[@]}" | tee "$tmp/bench.out" | grep -v '^BREAKDOWN_MS'
+read -r act env upd other < <(awk '/^BREAKDOWN_MS/ {print $3, $5, $7, $9}' "$tmp/bench.out")
+echo "== iteration breakdown of (1) (act, env step, update: bench_train's means; other: the rest of" \
+  "(1)'s $ms_it ms: replay push/sample, metrics, timing)"
+awk -v t="$ms_it" -v a="$act" -v e="$env" -v u="$upd" 'BEGIN {
+  o = t - a - e - u
+  printf "  act %.3f ms (%.0f%%), env step %.3f ms (%.0f%%), update %.3f ms (%.0f%%), other %.3f ms (%.0f%%)\n",
+         a, 100 * a / t, e, 100 * e / t, u, 100 * u / t, o, 100 * o / t
+  if (o < 0) printf "  (other < 0: (1) and (2) were timed in different runs, so it is within their noise)\n"
+  printf "  update vs the reference update (164 ms): %.1fx\n", 164 / u
+}'
