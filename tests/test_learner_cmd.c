@@ -14,46 +14,22 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "common/hsrl_alloc.h"
+#include "common/hsrl_status.h"
 #include "common/nn/nn_threads.h"
 #include "learner/learner_cmd.h"
-#include "sim/sim_sid_file.h"
-#include "sim/sim_synth.h"
+#include "tests/fixture_world.h"
 #include "tests/test_harness.h"
 
 static char g_data[400], g_sid[400], g_config[400], g_runs[400];
 
 static int world_make(void) {
-  sim_synth_config c;
-  sim_synth_config_defaults(&c);
-  c.items = 60, c.users = 30, c.item_features = 8, c.user_features = 12, c.topics = 4;
-  c.subtopics = 2, c.slate_size = 4, c.history_len = 10, c.sessions = 10, c.seed = 9;
-  c.sat_memory = 8, c.item_memory = 10;
-  sim_synth_world w;
-  sim_dataset d;
-  if (sim_synth_generate(&w, &d, &c) != HSRL_OK) return 0;
   const char *t = test_tmpdir();
   snprintf(g_data, sizeof g_data, "%.300s/cmd.data.h5", t);
   snprintf(g_sid, sizeof g_sid, "%.300s/cmd.sid.h5", t);
   snprintf(g_config, sizeof g_config, "%.300s/cmd.ini", t);
   snprintf(g_runs, sizeof g_runs, "%.300s/runs", t);
-  int ok = sim_synth_write(&w, &d, g_data) == HSRL_OK;
-  sim_sid_file f;
-  memset(&f, 0, sizeof f);
-  f.cb.n_levels = 2, f.cb.vocab[0] = 4, f.cb.vocab[1] = 4, f.cb.dim = 1;
-  for (int l = 0; l < 2; l++) f.cb.centers[l] = hsrl_calloc(4, sizeof(float));
-  f.n_items = c.items;
-  f.tokens = hsrl_calloc((size_t)(c.items + 1) * 2, sizeof(uint16_t));
-  f.live = hsrl_calloc((size_t)(c.items + 1), 1);
-  for (int64_t i = 1; i <= c.items; i++) {
-    f.tokens[i * 2] = (uint16_t)w.item_topic[i], f.tokens[i * 2 + 1] = (uint16_t)(i % 4);
-    f.live[i] = 1;
-  }
-  snprintf(f.vectors, sizeof f.vectors, "features");
-  ok = ok && sim_sid_file_write(&f, g_sid) == HSRL_OK;
-  sim_sid_file_free(&f);
-  sim_synth_free(&w);
-  sim_dataset_free(&d);
+  fixture_world_spec spec = {.items = 60, .users = 30, .seed = 9, .sid_vocab2 = 4, .sid_dim = 1};
+  int ok = fixture_world_write(&spec, g_data, g_sid);
   FILE *cf = fopen(g_config, "w");
   if (!cf) return 0;
   fprintf(cf,

@@ -27,8 +27,8 @@
 #include "common/nn/nn_params.h"
 #include "learner/agents/agent_hsrl.h"
 #include "learner/learner_train.h"
-#include "sim/sim_sid_file.h"
 #include "sim/sim_synth.h"
+#include "tests/fixture_world.h"
 #include "tests/test_harness.h"
 
 #define MAX_IT 400
@@ -37,35 +37,10 @@ static char g_data[400], g_sid[400];
 
 /* The synthetic data file and a two-level SID file (topic, id mod 8) in the temporary directory. */
 static int world_make(void) {
-  sim_synth_config c;
-  sim_synth_config_defaults(&c);
-  c.items = 80, c.users = 40, c.item_features = 8, c.user_features = 12, c.topics = 4;
-  c.subtopics = 2, c.slate_size = 4, c.history_len = 10, c.sessions = 10, c.seed = 5;
-  c.sat_memory = 8, c.item_memory = 10;
-  sim_synth_world w;
-  sim_dataset d;
-  if (sim_synth_generate(&w, &d, &c) != HSRL_OK) return 0;
   snprintf(g_data, sizeof g_data, "%s/tiny.data.h5", test_tmpdir());
   snprintf(g_sid, sizeof g_sid, "%s/tiny.sid.h5", test_tmpdir());
-  int ok = sim_synth_write(&w, &d, g_data) == HSRL_OK;
-  sim_sid_file f;
-  memset(&f, 0, sizeof f);
-  f.cb.n_levels = 2, f.cb.vocab[0] = 4, f.cb.vocab[1] = 8, f.cb.dim = 2;
-  for (int l = 0; l < 2; l++) f.cb.centers[l] = hsrl_calloc((size_t)(f.cb.vocab[l] * 2), sizeof(float));
-  f.n_items = c.items;
-  f.tokens = hsrl_calloc((size_t)(c.items + 1) * 2, sizeof(uint16_t));
-  f.live = hsrl_calloc((size_t)(c.items + 1), 1);
-  for (int64_t i = 1; i <= c.items; i++) {
-    f.tokens[i * 2] = (uint16_t)w.item_topic[i];
-    f.tokens[i * 2 + 1] = (uint16_t)(i % 8);
-    f.live[i] = 1;
-  }
-  snprintf(f.vectors, sizeof f.vectors, "features");
-  ok = ok && sim_sid_file_write(&f, g_sid) == HSRL_OK;
-  sim_sid_file_free(&f);
-  sim_synth_free(&w);
-  sim_dataset_free(&d);
-  return ok;
+  fixture_world_spec spec = {.items = 80, .users = 40, .seed = 5, .sid_vocab2 = 8, .sid_dim = 2};
+  return fixture_world_write(&spec, g_data, g_sid);
 }
 
 /* dst (LEARNER_PATH_MAX) <- a + b */
