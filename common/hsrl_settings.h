@@ -89,7 +89,9 @@
   X(sid, max_iter, INT,  "100",   "[1,inf)",      "Lloyd iterations at most per level")
 
 #define HSRL_SETTINGS_ENV(X) \
+  X(env, model,       ENUM,   "sim",            "sim|world", "click model agents train in: run.sim_train, or the synthetic world's ground truth") \
   X(env, batch,       INT,    "32",             "[1,inf)",  "B_env: simulated users per actor") \
+  X(env, exclude_history, BOOL, "false",        NULL,       "slates never repeat an item of the user's history (every policy: agents, baselines, oracle)") \
   X(env, temper,      DOUBLE, "20",             "(0,inf)",  "initial temper; the user leaves when it drops below 1") \
   X(env, reward,      ENUM,   "mean_with_cost", "mean_with_cost|sum_with_cost", "+1 per click, -cost per other item; mean or sum over the slate") \
   X(env, cost,        DOUBLE, "0.1",            "[0,inf)",  "penalty of a shown item that is not clicked") \

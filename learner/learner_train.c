@@ -546,7 +546,10 @@ hsrl_status learner_train_open(learner **out, const learner_train_options *opt) 
   L->Benv = s->env.batch, L->Bt = s->train.batch;
   int64_t max_batch = L->Benv > L->Bt ? L->Benv : L->Bt;
 
-  HSRL_TRY(learner_train_world_load(&L->w, s, s->run.sim_train, L->Benv));
+  /* env.model = world: the synthetic world's true click model (run.sim_train still names the
+   * simulator the Semantic IDs and the greedy baseline came from). */
+  HSRL_TRY(learner_train_world_load(&L->w, s, strcmp(s->env.model, "world") ? s->run.sim_train : "",
+                                    L->Benv));
   const sim_dataset *d = &L->w.data;
   L->K = d->slate_size, L->H = d->history_len;
   if (d->n_train < 1) {

@@ -250,9 +250,10 @@ int sim_eval_command(int argc, char **argv) {
       pol[j] = sim_policy_simple_greedy(&model, batch);
     else
       pol[j] = sim_policy_simple_oracle(&world, batch);
+    if (s->env.exclude_history) sim_policy_simple_exclude_history(pol[j], data.history_len);
     sim_eval_policy ep;
     memset(&ep, 0, sizeof ep);
-    snprintf(ep.name, sizeof ep.name, "%s", n);
+    snprintf(ep.name, sizeof ep.name, "%.31s", n);
     ep.ctx = pol[j];
     ep.act = eval_cmd_act;
     ep.reset = eval_cmd_reset;

@@ -2,6 +2,7 @@
  * oracle (contracts in sim_policy_simple.h; method.md section 9). */
 #include "sim/sim_policy_simple.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "common/hsrl_alloc.h"
@@ -23,7 +24,10 @@ struct sim_policy_simple {
   hsrl_rng rng;
   int32_t *perm; /* (N) a permutation of 1..N, shuffled in place */
   /* popular */
-  int32_t *top; /* (K) */
+  int32_t *top; /* (N) every item, most clicked first (the slate is the first K allowed) */
+  /* exclusion of history items (sim_policy_simple_exclude_history) */
+  int64_t excl_h;  /* 0: off; else the history length whose items are never shown */
+  uint8_t *banned; /* (N + 1) the current user's history items, cleared after each user */
   /* greedy / oracle */
   sim_click_model model;
   int64_t max_batch, block;
@@ -56,6 +60,14 @@ sim_policy_simple *sim_policy_simple_random(int64_t n_items, int64_t slate_size,
   return p;
 }
 
+static const int64_t *popular_counts; /* qsort's comparison context (set only around the sort) */
+
+static int popular_cmp(const void *a, const void *b) {
+  const int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
+  if (popular_counts[x] != popular_counts[y]) return popular_counts[x] > popular_counts[y] ? -1 : 1;
+  return (x > y) - (x < y);
+}
+
 sim_policy_simple *sim_policy_simple_popular(const sim_dataset *d, const int64_t *records,
                                              int64_t n, int64_t slate_size) {
   sim_policy_simple *p = policy_new(POLICY_POPULAR, d->n_items, slate_size);
@@ -67,17 +79,12 @@ sim_policy_simple *sim_policy_simple_popular(const sim_dataset *d, const int64_t
     for (int64_t k = 0; k < d->slate_size; k++)
       if (d->rec_clicks[r * d->slate_size + k]) count[d->rec_slate[r * d->slate_size + k]]++;
   }
-  /* K passes of a selection: K is small; ties go to the lower id */
-  p->top = hsrl_malloc((size_t)slate_size * sizeof(int32_t));
-  uint8_t *taken = hsrl_calloc((size_t)(d->n_items + 1), 1);
-  for (int64_t k = 0; k < slate_size; k++) {
-    int64_t best = -1;
-    for (int64_t i = 1; i <= d->n_items; i++)
-      if (!taken[i] && (best < 0 || count[i] > count[best])) best = i;
-    taken[best] = 1;
-    p->top[k] = (int32_t)best;
-  }
-  hsrl_free(taken);
+  /* the whole catalog by count, most clicked first, ties to the lower id */
+  p->top = hsrl_malloc((size_t)d->n_items * sizeof(int32_t));
+  for (int64_t i = 0; i < d->n_items; i++) p->top[i] = (int32_t)(i + 1);
+  popular_counts = count;
+  qsort(p->top, (size_t)d->n_items, sizeof(int32_t), popular_cmp);
+  popular_counts = NULL;
   hsrl_free(count);
   return p;
 }
@@ -117,6 +124,7 @@ void sim_policy_simple_free(sim_policy_simple *p) {
   if (!p) return;
   hsrl_free(p->perm);
   hsrl_free(p->top);
+  hsrl_free(p->banned);
   hsrl_free(p->items);
   hsrl_free(p->scores);
   hsrl_free(p->heap_s);
@@ -138,6 +146,21 @@ void sim_policy_simple_reset(sim_policy_simple *p, uint64_t seed) {
   if (p->kind != POLICY_RANDOM) return;
   hsrl_rng_init(&p->rng, hsrl_rng_derive(seed, 0x706f6c2d72616e64ull /* "pol-rand" */), 0);
   for (int64_t i = 0; i < p->N; i++) p->perm[i] = (int32_t)(i + 1);
+}
+
+void sim_policy_simple_exclude_history(sim_policy_simple *p, int64_t history_len) {
+  HSRL_CHECKF(history_len >= 1, "history length %lld", (long long)history_len);
+  HSRL_CHECKF(p->N - history_len >= p->K, "policy: %lld items cannot fill a slate of %lld after excluding a "
+              "history of %lld", (long long)p->N, (long long)p->K, (long long)history_len);
+  if (p->H) HSRL_CHECK(p->H == history_len);
+  p->excl_h = history_len;
+  if (!p->banned) p->banned = hsrl_calloc((size_t)(p->N + 1), 1);
+}
+
+/* Marks (on = 1) or clears (on = 0) the items of one history in p->banned (no-op when off). */
+static void policy_ban(sim_policy_simple *p, const int32_t *history, uint8_t on) {
+  for (int64_t j = 0; j < p->excl_h; j++)
+    if (history[j] > 0 && history[j] <= p->N) p->banned[history[j]] = on;
 }
 
 /* ---------------------------------------------------------------- top-K selection */
@@ -213,10 +236,14 @@ static void policy_greedy_chunk(sim_policy_simple *p, int64_t b, const int32_t *
     for (int64_t j = 0; j < nb; j++) p->items[j] = (int32_t)(i0 + j);
     if (p->model.scores) {
       p->model.scores(p->model.ctx, b, users, hist, p->items, nb, p->scores);
-      for (int64_t i = 0; i < b; i++)
+      for (int64_t i = 0; i < b; i++) {
+        policy_ban(p, hist + i * H, 1);
         for (int64_t j = 0; j < nb; j++)
-          policy_heap_push(p->heap_s + i * K, p->heap_id + i * K, p->heap_n + i, K,
-                           p->scores[i * nb + j], p->items[j]);
+          if (!p->excl_h || !p->banned[p->items[j]])
+            policy_heap_push(p->heap_s + i * K, p->heap_id + i * K, p->heap_n + i, K,
+                             p->scores[i * nb + j], p->items[j]);
+        policy_ban(p, hist + i * H, 0);
+      }
     } else {
       const int64_t R = (nb + K - 1) / K; /* slates per user */
       for (int64_t i = 0; i < b; i++)
@@ -230,10 +257,14 @@ static void policy_greedy_chunk(sim_policy_simple *p, int64_t b, const int32_t *
           }
         }
       p->model.probs(p->model.ctx, b * R, p->row_users, p->row_hist, p->row_slates, p->row_probs);
-      for (int64_t i = 0; i < b; i++)
+      for (int64_t i = 0; i < b; i++) {
+        policy_ban(p, hist + i * H, 1);
         for (int64_t j = 0; j < nb; j++)
-          policy_heap_push(p->heap_s + i * K, p->heap_id + i * K, p->heap_n + i, K,
-                           p->row_probs[i * R * K + j], p->items[j]);
+          if (!p->excl_h || !p->banned[p->items[j]])
+            policy_heap_push(p->heap_s + i * K, p->heap_id + i * K, p->heap_n + i, K,
+                             p->row_probs[i * R * K + j], p->items[j]);
+        policy_ban(p, hist + i * H, 0);
+      }
     }
   }
   for (int64_t i = 0; i < b; i++)
@@ -245,17 +276,31 @@ void sim_policy_simple_act(sim_policy_simple *p, int64_t b, const int32_t *user_
   const int64_t K = p->K;
   switch (p->kind) {
     case POLICY_RANDOM:
-      for (int64_t i = 0; i < b; i++)
+      for (int64_t i = 0; i < b; i++) {
+        if (p->excl_h) policy_ban(p, histories + i * p->excl_h, 1);
         for (int64_t k = 0; k < K; k++) {
-          int64_t j = k + (int64_t)hsrl_rng_below(&p->rng, (uint64_t)(p->N - k));
+          int64_t j; /* uniform over the undrawn allowed items: redraw a banned one */
+          do j = k + (int64_t)hsrl_rng_below(&p->rng, (uint64_t)(p->N - k));
+          while (p->excl_h && p->banned[p->perm[j]]);
           int32_t t = p->perm[k];
           p->perm[k] = p->perm[j];
           p->perm[j] = t;
           slates[i * K + k] = p->perm[k];
         }
+        if (p->excl_h) policy_ban(p, histories + i * p->excl_h, 0);
+      }
       break;
     case POLICY_POPULAR:
-      for (int64_t i = 0; i < b; i++) memcpy(slates + i * K, p->top, (size_t)K * sizeof(int32_t));
+      for (int64_t i = 0; i < b; i++) {
+        if (!p->excl_h) {
+          memcpy(slates + i * K, p->top, (size_t)K * sizeof(int32_t));
+          continue;
+        }
+        policy_ban(p, histories + i * p->excl_h, 1);
+        for (int64_t r = 0, k = 0; k < K; r++)
+          if (!p->banned[p->top[r]]) slates[i * K + k++] = p->top[r];
+        policy_ban(p, histories + i * p->excl_h, 0);
+      }
       break;
     case POLICY_GREEDY:
     case POLICY_ORACLE:

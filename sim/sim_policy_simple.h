@@ -4,7 +4,8 @@
  *  random    K distinct items drawn uniformly from 1..N for each user (partial Fisher-Yates on a
  *            kept permutation; own hsrl_rng stream, re-seeded by sim_policy_simple_reset).
  *  popular   the K items with the most clicks in the given records (the train split), most clicked
- *            first, ties to the lower id; the same slate for every user.
+ *            first, ties to the lower id; the same slate for every user (unless history items are
+ *            excluded: then the K most clicked items outside the user's history).
  *  greedy    the top K of the click model's own scores over the whole catalog, per user, best at
  *            position 0 (greedy-by-simulator: in the environment's model it maximises the expected
  *            clicks of the next slate). The catalog is scored in blocks of at most
@@ -40,6 +41,11 @@ void sim_policy_simple_free(sim_policy_simple *p); /* NULL is a no-op */
 const char *sim_policy_simple_name(const sim_policy_simple *p); /* "random", "popular", ... */
 /* Re-seeds the random policy's stream (the others have no state). */
 void sim_policy_simple_reset(sim_policy_simple *p, uint64_t seed);
+
+/* From now on no slate holds an item of the user's history (its history_len columns, 0 =
+ * padding): random draws uniformly from the other items, popular and greedy/oracle take the best
+ * K of the others (env.exclude_history, applied to every policy alike). */
+void sim_policy_simple_exclude_history(sim_policy_simple *p, int64_t history_len);
 
 /* Slates (b, K) for b users (any b; greedy works through max_batch at a time). */
 void sim_policy_simple_act(sim_policy_simple *p, int64_t b, const int32_t *user_ids /* (b) */,

@@ -78,8 +78,21 @@ void sim_sid_decode_ws_init(sim_sid_decode_ws *ws, int64_t k, int n_levels, int6
   ws->taken = (sim_sid_decode_taken *)p;
 }
 
+void sim_sid_decode_ws_reserve_exclude(sim_sid_decode_ws *ws, int64_t n) {
+  HSRL_CHECKF(n >= 0, "n = %lld", (long long)n);
+  if (n <= ws->excl_cap) return;
+  hsrl_free(ws->excl_mem);
+  char *p = hsrl_alloc_aligned((size_t)(round64((ws->k_max + n) * (int64_t)sizeof(sim_sid_decode_taken)) +
+                                        round64(n * (int64_t)sizeof(int32_t))));
+  ws->excl_mem = p;
+  ws->taken = (sim_sid_decode_taken *)p;
+  ws->excl = (int32_t *)(p + round64((ws->k_max + n) * (int64_t)sizeof(sim_sid_decode_taken)));
+  ws->excl_cap = n;
+}
+
 void sim_sid_decode_ws_free(sim_sid_decode_ws *ws) {
   if (!ws) return;
+  hsrl_free(ws->excl_mem);
   hsrl_free(ws->mem);
   memset(ws, 0, sizeof *ws);
 }
@@ -94,6 +107,7 @@ typedef struct decode_ctx {
   int64_t k;
   const float *lp[SIM_SID_MAX_LEVELS]; /* this state's log pi_l, (V_l) each */
   double lmax[SIM_SID_MAX_LEVELS];     /* max_v lp[l][v] */
+  int64_t n_excl;                      /* this state's excluded live items (ws->excl, sorted) */
   int32_t *items;                      /* this state's output rows */
   double *item_logp;
   float *tok_logp;
@@ -134,10 +148,44 @@ static void ctx_levels(decode_ctx *c, const sim_sid_logp *logp, int64_t b) {
   }
 }
 
-/* Points the context at state b: log-probs and output rows. */
+/* Loads state b's excluded items: the live ones, sorted, without duplicates. */
+static void ctx_exclusions(decode_ctx *c, const sim_sid_logp *logp, int64_t b) {
+  c->n_excl = 0;
+  if (!logp->exclude || logp->exclude_n == 0) return;
+  HSRL_CHECKF(logp->exclude_n <= c->ws->excl_cap,
+              "%lld exclusions per state, workspace reserved for %lld (sim_sid_decode_ws_reserve_exclude)",
+              (long long)logp->exclude_n, (long long)c->ws->excl_cap);
+  const int32_t *x = logp->exclude + b * (logp->exclude_stride ? logp->exclude_stride : logp->exclude_n);
+  int32_t *e = c->ws->excl;
+  int64_t n = 0;
+  for (int64_t j = 0; j < logp->exclude_n; j++) {
+    int32_t item = x[j];
+    if (item <= 0 || item > c->idx->n_items || !c->idx->live[item]) continue;
+    int64_t p = n; /* insertion sort: a history is short */
+    while (p > 0 && e[p - 1] > item) p--;
+    if (p > 0 && e[p - 1] == item) continue;
+    memmove(e + p + 1, e + p, (size_t)(n - p) * sizeof *e);
+    e[p] = item;
+    n++;
+  }
+  c->n_excl = n;
+}
+
+static int is_excluded(const decode_ctx *c, int64_t item) {
+  int64_t lo = 0, hi = c->n_excl;
+  while (lo < hi) {
+    int64_t mid = lo + (hi - lo) / 2;
+    if (c->ws->excl[mid] < item) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo < c->n_excl && c->ws->excl[lo] == item;
+}
+
+/* Points the context at state b: log-probs, exclusions and output rows. */
 static void ctx_state(decode_ctx *c, const sim_sid_logp *logp, int64_t b, int32_t *items, double *item_logp,
                       float *tok_logp) {
   ctx_levels(c, logp, b);
+  ctx_exclusions(c, logp, b);
   c->ws->stats.n_states++;
   c->items = items + b * c->k;
   c->item_logp = item_logp ? item_logp + b * c->k : NULL;
@@ -305,6 +353,24 @@ static int open_node(decode_ctx *c, int d, int64_t u, double logp, int64_t *used
   return 1;
 }
 
+/* The first position >= pos of the leaf's bucket whose item is not excluded, or -1. */
+static int64_t bucket_next_allowed(const decode_ctx *c, int64_t leaf, int64_t pos) {
+  const int64_t end = c->trie->leaf_start[leaf + 1];
+  if (c->n_excl == 0) return pos < end ? pos : -1;
+  for (; pos < end; pos++)
+    if (!is_excluded(c, c->idx->bucket_items[pos])) return pos;
+  return -1;
+}
+
+/* Items of the leaf's bucket that are not excluded. */
+static int64_t bucket_allowed(const decode_ctx *c, int64_t leaf) {
+  const int64_t start = c->trie->leaf_start[leaf], end = c->trie->leaf_start[leaf + 1];
+  int64_t m = end - start;
+  if (c->n_excl == 0) return m;
+  for (int64_t pos = start; pos < end; pos++) m -= is_excluded(c, c->idx->bucket_items[pos]);
+  return m;
+}
+
 /* Returns the number of items emitted, or -1 when the heap or the arena would overflow.
  * Entries: a stream of an opened node (depth < L; its key bounds the scores below its remaining
  * children) or a cursor into a full SID's bucket (depth L; key = its exact score). Popping a
@@ -332,12 +398,13 @@ static int64_t topk_best_first(decode_ctx *c, int64_t kk) {
     if (n + 2 > ws->heap_cap) return -1;
     e = heap_pop(h, &n, L);
     ws->stats.n_pops++;
-    if (e.depth == L) { /* a full SID: emit its next item */
+    if (e.depth == L) { /* a full SID: emit its next item (cursors rest on allowed items) */
       int64_t pos = t->leaf_start[e.node] + e.aux;
       emit(c, emitted++, idx->bucket_items[pos], e.logp);
-      if (pos + 1 < t->leaf_start[e.node + 1]) {
-        e.aux++;
-        e.tie = sim_sid_index_tie_key(idx, idx->bucket_items[pos + 1]);
+      int64_t next = bucket_next_allowed(c, e.node, pos + 1);
+      if (next >= 0) {
+        e.aux = (int32_t)(next - t->leaf_start[e.node]);
+        e.tie = sim_sid_index_tie_key(idx, idx->bucket_items[next]);
         heap_push(h, &n, &e, L);
       }
       continue;
@@ -357,9 +424,11 @@ static int64_t topk_best_first(decode_ctx *c, int64_t kk) {
     sim_sid_decode_heap_entry x;
     if (d + 1 == L) {
       if (n_lb == kk && lpc < lb[0].score) continue;
-      x = (sim_sid_decode_heap_entry){lpc, lpc, best.child,
-                                      sim_sid_index_tie_key(idx, idx->bucket_items[t->leaf_start[best.child]]), L, 0};
-      for (int64_t b = t->leaf_start[best.child + 1] - t->leaf_start[best.child]; b > 0; b--)
+      int64_t first = bucket_next_allowed(c, best.child, t->leaf_start[best.child]);
+      if (first < 0) continue; /* every item of this SID is excluded */
+      x = (sim_sid_decode_heap_entry){lpc, lpc, best.child, sim_sid_index_tie_key(idx, idx->bucket_items[first]),
+                                      L, (int32_t)(first - t->leaf_start[best.child])};
+      for (int64_t b = bucket_allowed(c, best.child); b > 0; b--)
         if (!best_offer(lb, &n_lb, kk, lpc, 0, 0)) break;
     } else {
       if (!open_node(c, d + 1, best.child, lpc, &used, &x)) return -1;
@@ -381,6 +450,7 @@ static void topk_bb(decode_ctx *c, int d, int64_t node, double logp, int64_t *n_
   if (d == c->L) {
     for (int64_t pos = t->leaf_start[node]; pos < t->leaf_start[node + 1]; pos++) {
       int32_t item = c->idx->bucket_items[pos];
+      if (is_excluded(c, item)) continue;
       /* later items of the bucket have the same score and larger tie keys: stop at the first miss */
       if (!best_offer(best, n_best, kk, logp, sim_sid_index_tie_key(c->idx, item), item)) break;
     }
@@ -410,9 +480,9 @@ void sim_sid_decode_topk(int32_t *items, double *item_logp, float *tok_logp, con
                          sim_sid_decode_ws *ws) {
   decode_ctx c;
   ctx_begin(&c, idx, trie, ws, k);
-  const int64_t kk = k < idx->n_live ? k : idx->n_live;
   for (int64_t b = 0; b < n_states; b++) {
     ctx_state(&c, logp, b, items, item_logp, tok_logp);
+    const int64_t kk = k < idx->n_live - c.n_excl ? k : idx->n_live - c.n_excl;
     for (int l = 0; l < c.L; l++) ws->stats.n_touched += idx->vocab[l];
     int64_t emitted = topk_best_first(&c, kk);
     if (emitted >= 0) {
@@ -433,6 +503,11 @@ static int candidate_valid(const sim_sid_index *idx, int32_t item) {
   HSRL_CHECKF(item >= 0 && item <= idx->n_items, "candidate item %d outside 0..%lld", (int)item,
               (long long)idx->n_items);
   return idx->live[item] != 0;
+}
+
+/* A candidate the state may get: live and not excluded. */
+static int candidate_allowed(const decode_ctx *c, int32_t item) {
+  return candidate_valid(c->idx, item) && !is_excluded(c, item);
 }
 
 void sim_sid_decode_score(double *scores, const sim_sid_index *idx, const sim_sid_logp *logp, const int32_t *cand,
@@ -462,7 +537,7 @@ void sim_sid_decode_topk_list(int32_t *items, double *item_logp, float *tok_logp
     if (!cand) {
       const uint16_t *z = idx->tokens;
       for (int64_t i = 1; i <= idx->n_items; i++) {
-        if (!idx->live[i]) continue;
+        if (!idx->live[i] || (c.n_excl && is_excluded(&c, i))) continue;
         double s = 0.0;
         for (int l = 0; l < L; l++) s += (double)c.lp[l][z[i * L + l]];
         if (n_best == k && s < best[0].score) continue; /* the common case: no tie key needed */
@@ -471,7 +546,7 @@ void sim_sid_decode_topk_list(int32_t *items, double *item_logp, float *tok_logp
     } else {
       for (int64_t j = 0; j < m; j++) {
         int32_t i = cand[b * m + j];
-        if (!candidate_valid(idx, i)) continue;
+        if (!candidate_allowed(&c, i)) continue;
         double s = item_score(&c, i);
         if (n_best == k && s < best[0].score) continue;
         best_offer(best, &n_best, k, s, sim_sid_index_tie_key(idx, i), i);
@@ -504,20 +579,20 @@ void sim_sid_decode_sample_list(int32_t *items, double *item_logp, float *tok_lo
     if (eps > 0.0) { /* the normaliser of q and the count M of valid candidates */
       for (int64_t j = 0; j < n_cand; j++) {
         int32_t i = CAND_ITEM(j);
-        if (!candidate_valid(idx, i)) continue;
+        if (!candidate_allowed(&c, i)) continue;
         double s = item_score(&c, i);
         smax = s > smax ? s : smax;
         n_valid++;
       }
       for (int64_t j = 0; j < n_cand && smax > -HUGE_VAL; j++) {
         int32_t i = CAND_ITEM(j);
-        if (candidate_valid(idx, i)) q_sum += exp(item_score(&c, i) - smax);
+        if (candidate_allowed(&c, i)) q_sum += exp(item_score(&c, i) - smax);
       }
     }
     int64_t n_best = 0;
     for (int64_t j = 0; j < n_cand; j++) {
       int32_t i = CAND_ITEM(j);
-      if (!candidate_valid(idx, i)) continue;
+      if (!candidate_allowed(&c, i)) continue;
       double s = item_score(&c, i), key;
       if (eps > 0.0) {
         /* q as the reference computes it: all zero when every candidate has probability 0 */
@@ -582,6 +657,19 @@ static int64_t leaf_of_position(const sim_sid_index *idx, int64_t pos) {
     if (idx->bucket_start[mid] <= pos) lo = mid;
     else hi = mid - 1;
   }
+  return lo;
+}
+
+/* The leaf (SID number) of a live item. */
+static int64_t leaf_of_item(const sim_sid_index *idx, int64_t item) {
+  const uint64_t key = sim_sid_index_pack(idx, idx->tokens + item * idx->n_levels);
+  int64_t lo = 0, hi = idx->n_sids;
+  while (lo < hi) {
+    int64_t mid = lo + (hi - lo) / 2;
+    if (idx->sid_key[mid] < key) lo = mid + 1;
+    else hi = mid;
+  }
+  HSRL_CHECKF(lo < idx->n_sids && idx->sid_key[lo] == key, "item %lld's SID is not in the index", (long long)item);
   return lo;
 }
 
@@ -703,7 +791,6 @@ void sim_sid_decode_sample(int32_t *items, double *item_logp, float *tok_logp, c
   HSRL_CHECKF(epsilon >= 0.0f && epsilon <= 1.0f, "epsilon = %g", (double)epsilon);
   decode_ctx c;
   ctx_begin(&c, idx, trie, ws, k);
-  const int64_t kk = k < idx->n_live ? k : idx->n_live;
   sample_ctx s;
   memset(&s, 0, sizeof s);
   s.c = &c, s.rng = rng;
@@ -718,6 +805,8 @@ void sim_sid_decode_sample(int32_t *items, double *item_logp, float *tok_logp, c
       s.total[l] = acc;
     }
     s.n_taken = 0;
+    for (int64_t j = 0; j < c.n_excl; j++) take(&s, leaf_of_item(idx, ws->excl[j]), ws->excl[j]);
+    const int64_t kk = k < idx->n_live - c.n_excl ? k : idx->n_live - c.n_excl;
     for (int64_t slot = 0; slot < kk; slot++) {
       int64_t leaf = -1, item;
       if (epsilon > 0.0f && hsrl_rng_uniform_double(rng) < (double)epsilon) item = draw_uniform(&s, &leaf);

@@ -80,11 +80,21 @@
 #include "sim/sim_sid_index.h"
 #include "sim/sim_sid_trie.h"
 
-/* The per-level log-probabilities of B states: state b's log pi_l is level[l] + b * stride[l]
- * (V_l floats). stride[l] = 0 means V_l (one (B, V_l) array per level). */
+/* The per-state inputs of B states.
+ * Log-probabilities: state b's log pi_l is level[l] + b * stride[l] (V_l floats); stride[l] = 0
+ * means V_l (one (B, V_l) array per level).
+ * Exclusions (optional; exclude = NULL: none): state b never gets the items
+ * exclude[b * exclude_stride + j], j < exclude_n (exclude_stride 0 means exclude_n; id 0 and items
+ * that are not live are ignored, duplicates are fine), e.g. the user's history, so a policy does not
+ * re-recommend what the user already consumed. Every decoder treats an excluded item exactly as an
+ * item outside the live catalog for that state: top-K is the exact top-K of the rest, sampling
+ * samples the restricted distribution, fewer than K remaining items pad with 0. The workspace must
+ * have room: sim_sid_decode_ws_reserve_exclude(ws, n) once, n >= exclude_n. */
 typedef struct sim_sid_logp {
   const float *level[SIM_SID_MAX_LEVELS]; /* [l]: (B, V_l) */
   int64_t stride[SIM_SID_MAX_LEVELS];
+  const int32_t *exclude; /* (B, exclude_stride) or NULL */
+  int64_t exclude_n, exclude_stride;
 } sim_sid_logp;
 
 typedef struct sim_sid_decode_stats {
@@ -111,7 +121,10 @@ typedef struct sim_sid_decode_ws {
   sim_sid_decode_child *arena;       /* (arena_cap): children of the opened nodes */
   sim_sid_decode_best *best;         /* (K) */
   double *cdf;                       /* (L, V_max) */
-  sim_sid_decode_taken *taken;       /* (K) */
+  sim_sid_decode_taken *taken;       /* (K + excl_cap): drawn and excluded items */
+  int64_t excl_cap;                  /* exclusions per state the workspace has room for */
+  int32_t *excl;                     /* (excl_cap): this state's excluded live items, sorted */
+  void *excl_mem;                    /* the allocation behind taken/excl once reserved */
   sim_sid_decode_stats stats;        /* accumulated by every call; reset it freely */
 } sim_sid_decode_ws;
 
@@ -121,6 +134,9 @@ int64_t sim_sid_decode_capacity_default(int64_t k, int n_levels, int64_t vocab_m
 int64_t sim_sid_decode_ws_bytes(int64_t k, int n_levels, int64_t vocab_max, int64_t capacity);
 void sim_sid_decode_ws_init(sim_sid_decode_ws *ws, int64_t k, int n_levels, int64_t vocab_max, int64_t capacity);
 void sim_sid_decode_ws_free(sim_sid_decode_ws *ws); /* NULL or zeroed: no-op */
+/* Room for up to n excluded items per state (sim_sid_logp.exclude); allocates once (call it at
+ * init, never per decode); a smaller n than already reserved is a no-op. */
+void sim_sid_decode_ws_reserve_exclude(sim_sid_decode_ws *ws, int64_t n);
 
 /* (a) exact top-K over the trie (see above). */
 void sim_sid_decode_topk(int32_t *items /* (B, K) */, double *item_logp /* (B, K) or NULL */,

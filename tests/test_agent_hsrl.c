@@ -475,6 +475,54 @@ static void test_trie_equals_catalog(void) {
   fixture_free(&f);
 }
 
+/* exclude_history: greedy (trie and catalog) and exploring slates never hold a history item, and
+ * trie and catalog greedy still agree. */
+static void test_exclude_history(void) {
+  const int64_t vocab[3] = {4, 3, 3};
+  fixture f;
+  fixture_make(&f, 300, 6, 2, 5, 9, 5, 3, vocab, 0.7, 37);
+  agent_hsrl_config c0 = small_config(&f, 40, 37), c1 = c0, c2 = c0;
+  c1.exclude_history = c2.exclude_history = 1;
+  snprintf(c2.s.decoder, sizeof c2.s.decoder, "catalog");
+  agent *a = make_agent(&c1, &f), *b = make_agent(&c2, &f), *plain = make_agent(&c0, &f);
+  const int64_t B = 40, K = f.K, H = f.H;
+  int32_t hist[40 * 9], s1[40 * 5], s2[40 * 5];
+  hsrl_rng r;
+  hsrl_rng_init(&r, 37, 3);
+  int64_t n_would_repeat = 0;
+  for (int rep = 0; rep < 4; rep++) {
+    random_histories(hist, &f, B, &r);
+    agent_act_out o1 = {s1, NULL, NULL}, o2 = {s2, NULL, NULL};
+    agent_act(a, B, NULL, hist, AGENT_ACT_GREEDY, NULL, &o1);
+    agent_act(b, B, NULL, hist, AGENT_ACT_GREEDY, NULL, &o2);
+    TEST_ASSERT(memcmp(s1, s2, sizeof s1) == 0);
+    /* seed the next round's histories with this slate, so exclusion has something to do */
+    for (int64_t i = 0; i < B; i++)
+      for (int64_t k = 0; k < K && k < H; k++) hist[i * H + H - 1 - k] = s1[i * K + k];
+    for (int mode = 0; mode < 3; mode++) {
+      if (mode == 0) agent_act(a, B, NULL, hist, AGENT_ACT_GREEDY, NULL, &o1);
+      if (mode == 1) agent_act(b, B, NULL, hist, AGENT_ACT_GREEDY, NULL, &o1);
+      if (mode == 2) agent_act(a, B, NULL, hist, AGENT_ACT_EXPLORE, &r, &o1);
+      for (int64_t i = 0; i < B * K; i++) {
+        TEST_ASSERT(s1[i] >= 1 && f.live[s1[i]]);
+        for (int64_t j = 0; j < H; j++) {
+          TEST_ASSERTF(s1[i] != hist[(i / K) * H + j], "mode %d: item %d repeats the history", mode, s1[i]);
+        }
+      }
+    }
+    /* without exclusion the same states do get history items back (so the test has teeth) */
+    agent_act(plain, B, NULL, hist, AGENT_ACT_GREEDY, NULL, &o1);
+    for (int64_t i = 0; i < B * K; i++)
+      for (int64_t j = 0; j < H; j++) n_would_repeat += s1[i] == hist[(i / K) * H + j];
+  }
+  printf("  slots that would repeat a history item without exclusion: %lld\n", (long long)n_would_repeat);
+  TEST_ASSERT(n_would_repeat > 0);
+  agent_free(plain);
+  agent_free(a);
+  agent_free(b);
+  fixture_free(&f);
+}
+
 static void test_explore(void) {
   fixture f;
   fixture_small(&f, 41);
@@ -1184,6 +1232,7 @@ int main(int argc, char **argv) {
   TEST_RUN(test_gradcheck_whole_loss);
   TEST_RUN(test_gradcheck_rejects_wrong_gradient);
   TEST_RUN(test_trie_equals_catalog);
+  TEST_RUN(test_exclude_history);
   TEST_RUN(test_explore);
   TEST_RUN(test_td_target);
   TEST_RUN(test_learn_mlc_and_targets);

@@ -523,6 +523,69 @@ static void test_random_and_popular(void) {
   sim_dataset_free(&d);
 }
 
+/* env.exclude_history: no policy shows an item of the user's history; random stays uniform over
+ * the allowed items; popular and greedy take the best allowed ones (the same as without exclusion
+ * after dropping the history items). */
+static void test_policies_exclude_history(void) {
+  const int64_t K = 4, H = 5, N = 12;
+  sim_dataset d;
+  make_dataset(&d, N, 6, 40, K, H);
+  int32_t users[2] = {1, 2}, hist[10] = {0, 3, 7, 12, 3, /* user 2: */ 0, 0, 0, 1, 2}, s[8], plain[8];
+  sim_policy_simple *pop = sim_policy_simple_popular(&d, d.train_idx, d.n_train, K),
+                    *pop_x = sim_policy_simple_popular(&d, d.train_idx, d.n_train, K);
+  sim_policy_simple_exclude_history(pop_x, H);
+  sim_policy_simple *rnd = sim_policy_simple_random(N, K, 5);
+  sim_policy_simple_exclude_history(rnd, H);
+  hash_model hm = {K};
+  sim_click_model m = model_of(&hm, hash_probs, 9001, K, H);
+  sim_policy_simple *g = sim_policy_simple_greedy(&m, 2), *g_x = sim_policy_simple_greedy(&m, 2);
+  sim_policy_simple_exclude_history(g_x, H);
+  int32_t ghist[10] = {0};
+  int32_t gplain[8];
+  sim_policy_simple_act(g, 2, users, ghist, gplain);
+  for (int i = 0; i < 2; i++) ghist[i * H + 4] = gplain[i * K], ghist[i * H + 3] = gplain[i * K + 2];
+  int32_t gs[8];
+  sim_policy_simple_act(g_x, 2, users, ghist, gs);
+  int64_t freq[13] = {0};
+  for (int rep = 0; rep < 3000; rep++) {
+    sim_policy_simple_act(rnd, 2, users, hist, s);
+    for (int i = 0; i < 2; i++)
+      for (int64_t k = 0; k < K; k++) {
+        int32_t it = s[i * K + k];
+        for (int64_t j = 0; j < H; j++) TEST_ASSERTF(it != hist[i * H + j], "random showed history item %d", it);
+        for (int64_t j = 0; j < k; j++) TEST_ASSERT(s[i * K + j] != it);
+        if (i == 0) freq[it]++;
+      }
+  }
+  const double expect = 3000.0 * (double)K / 9.0; /* user 1: 9 allowed items (3, 7, 12 excluded) */
+  for (int32_t it = 1; it <= N; it++) {
+    if (it == 3 || it == 7 || it == 12) continue;
+    TEST_ASSERTF(fabs((double)freq[it] - expect) < 6 * sqrt(expect), "item %d: %lld", it, (long long)freq[it]);
+  }
+  /* popular: no history item; the plain slate's allowed items keep their order at the front */
+  sim_policy_simple_act(pop, 2, users, hist, plain);
+  sim_policy_simple_act(pop_x, 2, users, hist, s);
+  for (int i = 0; i < 2; i++)
+    for (int64_t k = 0; k < K; k++)
+      for (int64_t j = 0; j < H; j++) TEST_ASSERT(s[i * K + k] != hist[i * H + j]);
+  /* user 2 excludes 1 and 2: the plain items that survive keep their order at the front */
+  int64_t kept = 0;
+  for (int64_t k = 0; k < K; k++)
+    if (plain[K + k] != 1 && plain[K + k] != 2) TEST_ASSERT(s[K + kept++] == plain[K + k]);
+  /* greedy: the excluded top items are gone, the rest of the plain top-K moves up */
+  for (int i = 0; i < 2; i++) {
+    TEST_ASSERT(gs[i * K] == gplain[i * K + 1] && gs[i * K + 1] == gplain[i * K + 3]);
+    for (int64_t k = 0; k < K; k++)
+      TEST_ASSERT(gs[i * K + k] != gplain[i * K] && gs[i * K + k] != gplain[i * K + 2]);
+  }
+  sim_policy_simple_free(pop);
+  sim_policy_simple_free(pop_x);
+  sim_policy_simple_free(rnd);
+  sim_policy_simple_free(g);
+  sim_policy_simple_free(g_x);
+  sim_dataset_free(&d);
+}
+
 /* ---------------------------------------------------------------- synthetic world, eval */
 
 static void small_world_config(sim_synth_config *c) {
@@ -887,6 +950,7 @@ int main(void) {
   TEST_RUN(test_config_make_rejects);
   TEST_RUN(test_greedy_paths_agree_with_brute_force);
   TEST_RUN(test_random_and_popular);
+  TEST_RUN(test_policies_exclude_history);
   TEST_RUN(test_synth_oracle_beats_random);
   TEST_RUN(test_fewer_episodes_than_rows_world);
   TEST_RUN(test_urm_adapter);

@@ -128,7 +128,7 @@ static void check_consistent(const sim_sid_file *f, const sim_sid_index *idx, co
       for (int64_t v = 0; v < VOCAB[l]; v++) t[v] = 2.0 * hsrl_rng_normal(&r), z += exp(t[v]);
       for (int64_t v = 0; v < VOCAB[l]; v++) lp[l][b * VOCAB[l] + v] = (float)(t[v] - log(z));
     }
-  sim_sid_logp view = {{lp[0], lp[1], lp[2], NULL}, {0}};
+  sim_sid_logp view = {.level = {lp[0], lp[1], lp[2], NULL}};
   sim_sid_decode_ws ws;
   sim_sid_decode_ws_init(&ws, K, L, 8, 0);
   int32_t a[B * K], bf[B * K];

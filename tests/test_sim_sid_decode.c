@@ -179,7 +179,7 @@ static void test_topk_cost_independent_of_n(void) {
     lp[l] = hsrl_malloc(B * 64 * sizeof(float));
     for (int b = 0; b < B; b++) fill_log_softmax(lp[l] + b * 64, 64, 2.0, &r);
   }
-  sim_sid_logp view = {{lp[0], lp[1], lp[2], NULL}, {0}};
+  sim_sid_logp view = {.level = {lp[0], lp[1], lp[2], NULL}};
   double per_state[2];
   int64_t sizes[2] = {20000, 400000};
   for (int t = 0; t < 2; t++) {
@@ -220,7 +220,7 @@ static void test_candidate_lists(void) {
     fill_log_softmax(lp1 + b * 4, 4, 1.0, &r);
     for (int j = 0; j < 3; j++) lp2[b * 3 + j] = b == 3 ? -1.0f : (float)-j; /* state 3: ties */
   }
-  sim_sid_logp view = {{lp0, lp1, lp2, NULL}, {0}};
+  sim_sid_logp view = {.level = {lp0, lp1, lp2, NULL}};
   int32_t cand[B * M];
   for (int b = 0; b < B; b++) { /* distinct ids, with padding 0 and dead items among them */
     int64_t perm[80];
@@ -503,7 +503,7 @@ static void test_sample_slates_and_no_allocation(void) {
     fill_log_softmax(lp1 + b * 6, 6, 3.0, &r);
     fill_log_softmax(lp2 + b * 6, 6, 1.0, &r);
   }
-  sim_sid_logp view = {{lp0, lp1, lp2, NULL}, {0}};
+  sim_sid_logp view = {.level = {lp0, lp1, lp2, NULL}};
   sim_sid_decode_ws ws;
   sim_sid_decode_ws_init(&ws, K, 3, 6, 0);
   int32_t items[B * K];
@@ -551,6 +551,127 @@ static void test_sample_slates_and_no_allocation(void) {
   world_free(&w);
 }
 
+/* Exclusions (sim_sid_logp.exclude, e.g. the user's history): on random worlds and random
+ * exclusion lists (zeros, dead items, duplicates), trie top-K (best-first and branch-and-bound)
+ * and brute-force top-K equal the independent reference over the allowed items; trie and list
+ * sampling never return an excluded item or a duplicate and fill min(K, allowed) slots; K = 1
+ * trie sampling matches the product distribution restricted to the allowed items. */
+static void test_exclusions(void) {
+  hsrl_rng r;
+  hsrl_rng_init(&r, 77, 0);
+  enum { B = 3, KMAX = 12, E = 20 };
+  sim_sid_decode_ws ws, ws_small;
+  sim_sid_decode_ws_init(&ws, KMAX, 3, 8, 0);
+  sim_sid_decode_ws_init(&ws_small, KMAX, 3, 8, 8 + KMAX + 1);
+  sim_sid_decode_ws_reserve_exclude(&ws, E);
+  sim_sid_decode_ws_reserve_exclude(&ws_small, E);
+  int64_t n_excluded_seen = 0;
+  for (int cs = 0; cs < 400; cs++) {
+    int L = 1 + (int)hsrl_rng_below(&r, 3);
+    int64_t vocab[3], used[3];
+    for (int l = 0; l < L; l++) vocab[l] = used[l] = 1 + (int64_t)hsrl_rng_below(&r, 8);
+    int64_t n = 1 + (int64_t)hsrl_rng_below(&r, 60);
+    world w;
+    world_make(&w, L, vocab, used, n, 0.8, 0, &r);
+    int64_t k = 1 + (int64_t)hsrl_rng_below(&r, KMAX);
+    float *lpbuf[3];
+    for (int l = 0; l < L; l++) {
+      lpbuf[l] = hsrl_malloc((size_t)(B * vocab[l]) * sizeof(float));
+      for (int b = 0; b < B; b++) fill_log_softmax(lpbuf[l] + b * vocab[l], vocab[l], 1.0, &r);
+    }
+    int32_t excl[B * E];
+    for (int j = 0; j < B * E; j++) excl[j] = (int32_t)hsrl_rng_below(&r, (uint64_t)n + 1); /* 0..n, dups */
+    sim_sid_logp view;
+    memset(&view, 0, sizeof view);
+    for (int l = 0; l < L; l++) view.level[l] = lpbuf[l];
+    view.exclude = excl, view.exclude_n = E, view.exclude_stride = E;
+    int32_t items[B * KMAX], items_bf[B * KMAX], items_bb[B * KMAX], smp[B * KMAX], smp_list[B * KMAX];
+    sim_sid_decode_topk(items, NULL, NULL, &w.idx, &w.trie, &view, B, k, &ws);
+    sim_sid_decode_topk_list(items_bf, NULL, NULL, &w.idx, &view, NULL, 0, B, k, &ws);
+    sim_sid_decode_topk(items_bb, NULL, NULL, &w.idx, &w.trie, &view, B, k, &ws_small);
+    sim_sid_decode_sample(smp, NULL, NULL, &w.idx, &w.trie, &view, B, k, cs % 2 ? 0.3f : 0.0f, &r, &ws);
+    sim_sid_decode_sample_list(smp_list, NULL, NULL, &w.idx, &view, NULL, 0, B, k, 0.0f, &r, &ws);
+    ref_item *ref = hsrl_malloc((size_t)(n + 1) * sizeof(ref_item));
+    for (int b = 0; b < B; b++) {
+      uint8_t *banned = hsrl_calloc((size_t)n + 1, 1);
+      for (int j = 0; j < E; j++) banned[excl[b * E + j]] = 1;
+      const float *lp[3];
+      for (int l = 0; l < L; l++) lp[l] = lpbuf[l] + b * vocab[l];
+      int64_t n_ref = reference_topk(ref, &w, lp, n + 1), kk = 0;
+      for (int64_t j = 0; j < n_ref; j++) /* keep the allowed items, in order */
+        if (!banned[ref[j].item]) ref[kk++] = ref[j];
+      n_excluded_seen += n_ref - kk;
+      if (kk > k) kk = k;
+      for (int64_t s = 0; s < k; s++) {
+        int64_t o = b * k + s;
+        int32_t want = s < kk ? ref[s].item : 0;
+        TEST_ASSERTF(items[o] == want && items_bf[o] == want && items_bb[o] == want,
+                     "case %d state %d slot %lld: trie %d, brute %d, b&b %d, ref %d", cs, b, (long long)s,
+                     items[o], items_bf[o], items_bb[o], want);
+        for (int which = 0; which < 2; which++) {
+          int32_t it = which ? smp_list[o] : smp[o];
+          TEST_ASSERTF((s < kk) == (it != 0), "case %d: sampled slot %lld holds %d with %lld allowed", cs,
+                       (long long)s, it, (long long)kk);
+          TEST_ASSERTF(it == 0 || (!banned[it] && w.live[it]), "case %d: sampled excluded/dead item %d", cs, it);
+          for (int64_t t = 0; t < s; t++)
+            TEST_ASSERT(it == 0 || it != (which ? smp_list[b * k + t] : smp[b * k + t]));
+        }
+      }
+      hsrl_free(banned);
+    }
+    hsrl_free(ref);
+    for (int l = 0; l < L; l++) hsrl_free(lpbuf[l]);
+    world_free(&w);
+  }
+  TEST_ASSERTF(n_excluded_seen > 1000, "only %lld excluded live items met", (long long)n_excluded_seen);
+  TEST_ASSERT(ws_small.stats.n_heap_fallbacks > 0);
+  sim_sid_decode_ws_free(&ws_small);
+
+  /* K = 1 sampling with items 1 and 4 excluded: the restricted product distribution */
+  world w;
+  small_world(&w, 1);
+  float lp0[3], lp1[3], lp2[4];
+  small_logp(lp0, lp1, lp2);
+  const float *lp[3] = {lp0, lp1, lp2};
+  enum { NB = 500 };
+  float *rows[3];
+  for (int l = 0; l < 3; l++) {
+    rows[l] = hsrl_malloc((size_t)(NB * w.vocab[l]) * sizeof(float));
+    for (int b = 0; b < NB; b++) memcpy(rows[l] + b * w.vocab[l], lp[l], (size_t)w.vocab[l] * sizeof(float));
+  }
+  int32_t two[2] = {1, 4};
+  sim_sid_logp view;
+  memset(&view, 0, sizeof view);
+  for (int l = 0; l < 3; l++) view.level[l] = rows[l];
+  view.exclude = two, view.exclude_n = 2, view.exclude_stride = 0;
+  const int64_t n = 200000, n1 = w.n + 1;
+  int64_t counts[15] = {0};
+  double target[15] = {0}, z = 0.0, crit;
+  for (int64_t i = 1; i <= w.n; i++)
+    if (i != 1 && i != 4 && w.live[i]) z += item_p(&w, lp, i);
+  for (int64_t i = 1; i <= w.n; i++)
+    if (i != 1 && i != 4 && w.live[i]) target[i] = item_p(&w, lp, i) / z;
+  /* stride 0 = exclude_n: give every state the same two items through a per-state copy */
+  int32_t *ex = hsrl_malloc((size_t)NB * 2 * sizeof(int32_t));
+  for (int b = 0; b < NB; b++) ex[2 * b] = 1, ex[2 * b + 1] = 4;
+  view.exclude = ex;
+  int32_t items[NB];
+  hsrl_rng rs;
+  hsrl_rng_init(&rs, 5, 1);
+  for (int64_t round = 0; round < n; round += NB) {
+    sim_sid_decode_sample(items, NULL, NULL, &w.idx, &w.trie, &view, NB, 1, 0.0f, &rs, &ws);
+    for (int b = 0; b < NB; b++) counts[items[b]]++;
+  }
+  TEST_ASSERT(counts[1] == 0 && counts[4] == 0);
+  double x2 = chi_square(counts, target, n1, n, &crit);
+  printf("  K = 1 with 2 items excluded: chi-square %.1f (0.1%% critical value %.1f)\n", x2, crit);
+  TEST_ASSERTF(x2 < crit, "chi-square %.1f >= %.1f", x2, crit);
+  hsrl_free(ex);
+  for (int l = 0; l < 3; l++) hsrl_free(rows[l]);
+  sim_sid_decode_ws_free(&ws);
+  world_free(&w);
+}
+
 int main(void) {
   TEST_RUN(test_topk_equals_brute_force);
   TEST_RUN(test_topk_cost_independent_of_n);
@@ -560,5 +681,6 @@ int main(void) {
   TEST_RUN(test_sample_list_eps);
   TEST_RUN(test_sample_sweep_path);
   TEST_RUN(test_sample_slates_and_no_allocation);
+  TEST_RUN(test_exclusions);
   return test_summary();
 }

@@ -53,6 +53,7 @@ void agent_hsrl_config_defaults(agent_hsrl_config *c, const hsrl_settings *s, in
   c->grad_clip = 0.0;
   c->off_policy_correction = s->dist.off_policy_correction;
   c->act_only = 0;
+  c->exclude_history = s->env.exclude_history ? 1 : 0;
 }
 
 agent_hsrl_world agent_hsrl_world_of(const sim_dataset *data, const sim_sid_index *index,
@@ -205,6 +206,7 @@ hsrl_status agent_hsrl_init(agent **out, const agent_hsrl_config *cfg, const age
   a->key_base = hsrl_rng_derive(cfg->seed, PURPOSE_DROPOUT);
 
   sim_sid_decode_ws_init(&a->ws, nc.K, nc.n_levels, a->net->v_max, 0);
+  if (cfg->exclude_history) sim_sid_decode_ws_reserve_exclude(&a->ws, cfg->history_len);
   const int64_t Bm = cfg->max_batch;
   a->y = hsrl_malloc((size_t)Bm * sizeof(float));
   a->hist_c = hsrl_malloc((size_t)(Bm * nc.enc.history_len) * sizeof(int32_t));
@@ -261,6 +263,7 @@ static void act_impl(agent_hsrl *a, int64_t B, const int32_t *users, const int32
   sim_sid_logp lp;
   memset(&lp, 0, sizeof lp);
   for (int l = 0; l < L; l++) lp.level[l] = n->logp + B * n->level_off[l];
+  if (a->cfg.exclude_history) lp.exclude = histories, lp.exclude_n = a->cfg.history_len;
   const sim_sid_index *idx = a->world.index;
   const int list = cand != NULL || strcmp(a->cfg.s.decoder, "catalog") == 0;
   if (!explore) {

@@ -56,6 +56,7 @@ agent_sl_config agent_sl_config_make(const hsrl_settings *s, const sim_dataset *
   c.weight_decay = (float)s->agent.weight_decay;
   c.temperature = (float)s->agent.tau_temp;
   c.epsilon = (float)s->agent.epsilon;
+  c.exclude_history = s->env.exclude_history ? 1 : 0;
   c.seed = seed;
   return c;
 }
@@ -90,8 +91,9 @@ static void sl_topk(agent_sl *a, const float *sc, int32_t *out) {
   }
 }
 
-/* K distinct items drawn without replacement (agent_sl.h, "act EXPLORE"). */
-static void sl_sample(agent_sl *a, const float *sc, hsrl_rng *rng, int32_t *out) {
+/* K distinct items drawn without replacement (agent_sl.h, "act EXPLORE"); with exclusion
+ * (a->cfg.exclude_history) the state's history items are never drawn, not even by the eps share. */
+static void sl_sample(agent_sl *a, const float *sc, const int32_t *history, hsrl_rng *rng, int32_t *out) {
   const int64_t N = a->N, K = a->K;
   const double tau = (double)a->cfg.temperature, eps = (double)a->cfg.epsilon;
   float mx = -INFINITY;
@@ -103,9 +105,14 @@ static void sl_sample(agent_sl *a, const float *sc, hsrl_rng *rng, int32_t *out)
     a->q[i] = w;
     total += w;
   }
+  int64_t n_excluded = 0; /* history items (-inf scores): marked as drawn for the whole slate */
+  const int64_t H = a->cfg.enc.history_len;
+  if (a->cfg.exclude_history)
+    for (int64_t j = 0; j < H; j++)
+      if (history[j] > 0 && !a->taken[history[j]]) a->taken[history[j]] = 1, n_excluded++;
   double drawn_mass = 0.0;
   for (int64_t k = 0; k < K; k++) {
-    int64_t remaining = N - k, pick = -1;
+    int64_t remaining = N - n_excluded - k, pick = -1;
     int uniform = eps > 0.0 && hsrl_rng_uniform_double(rng) < eps;
     double mass = total - drawn_mass;
     if (!uniform && mass > 0.0) {
@@ -132,6 +139,9 @@ static void sl_sample(agent_sl *a, const float *sc, hsrl_rng *rng, int32_t *out)
     out[k] = (int32_t)pick;
   }
   for (int64_t k = 0; k < K; k++) a->taken[out[k]] = 0;
+  if (a->cfg.exclude_history)
+    for (int64_t j = 0; j < H; j++)
+      if (history[j] > 0) a->taken[history[j]] = 0;
 }
 
 static void sl_act(agent *base, int64_t B, const int32_t *users, const int32_t *histories,
@@ -144,12 +154,15 @@ static void sl_act(agent *base, int64_t B, const int32_t *users, const int32_t *
     int64_t b = B - b0 < a->chunk ? B - b0 : a->chunk;
     sl_score_rows(a, b, users + b0, histories + b0 * H, a->scores);
     for (int64_t r = 0; r < b; r++) {
-      const float *sc = a->scores + r * (a->N + 1);
+      float *sc = a->scores + r * (a->N + 1);
       int32_t *slate = out->slate + (b0 + r) * a->K;
+      if (a->cfg.exclude_history) /* history items: never shown (-inf: never ranked, never drawn) */
+        for (int64_t j = 0; j < H; j++)
+          if (histories[(b0 + r) * H + j] > 0) sc[histories[(b0 + r) * H + j]] = -INFINITY;
       if (mode == AGENT_ACT_GREEDY)
         sl_topk(a, sc, slate);
       else
-        sl_sample(a, sc, rng, slate);
+        sl_sample(a, sc, histories + (b0 + r) * H, rng, slate);
     }
   }
 }

@@ -75,7 +75,7 @@ static void run_size(int64_t n) {
   const double sigmas[2] = {1.0, 3.0};
   for (int s = 0; s < 2; s++) {
     float *lp = make_states(N_STATES, sigmas[s], 99 + (uint64_t)s);
-    sim_sid_logp view = {{lp, lp + N_STATES * V, lp + 2 * N_STATES * V, NULL}, {0}};
+    sim_sid_logp view = {.level = {lp, lp + N_STATES * V, lp + 2 * N_STATES * V, NULL}};
     memset(&ws.stats, 0, sizeof ws.stats);
     t0 = hsrl_time_cpu();
     sim_sid_decode_topk(items, lp_items, NULL, &idx, &trie, &view, N_STATES, K, &ws);
