@@ -30,7 +30,7 @@ static void eval_cmd_usage(FILE *f) {
       "usage: hsrl eval --data F.data.h5 (--sim F.sim-all.h5 | --world)\n"
       "                 [--policies random,popular,greedy,oracle] [--episodes E] [--seeds S]\n"
       "                 [--batch B] [--seed N] [--json OUT] [--config CONFIG]\n"
-      "                 [--set section.key=value]...\n"
+      "                 [--greedy-sim F.sim-train.h5] [--set section.key=value]...\n"
       "\n"
       "Evaluates reference policies in a simulated environment (method.md section 9): users start\n"
       "from the test split's logged histories; each seed runs until every one of E episodes has\n"
@@ -40,6 +40,8 @@ static void eval_cmd_usage(FILE *f) {
       "options:\n"
       "  --data F        prepared-data file (hsrl data prepare / hsrl data synth)\n"
       "  --sim F         click model: the learned simulator (use the one trained on all records)\n"
+      "  --greedy-sim F  greedy ranks by this simulator instead (the one trained on the train split:\n"
+      "                  'greedy by the training simulator', named greedy-by-other-sim in the table)\n"
       "  --world         click model: the synthetic world's ground truth stored in --data\n"
       "  --policies L    comma-separated: random, popular (most clicked in the train split),\n"
       "                  greedy (top K of the click model's own probabilities), oracle (the\n"
@@ -85,7 +87,7 @@ static int eval_cmd_int(const char *opt, const char *text, int64_t lo, int64_t h
 
 int sim_eval_command(int argc, char **argv) {
   int rc = 2, world_mode = 0;
-  const char *data_path = NULL, *sim_path = NULL, *json_path = NULL, *config = NULL;
+  const char *data_path = NULL, *sim_path = NULL, *json_path = NULL, *config = NULL, *greedy_sim = NULL;
   const char *policies = NULL;
   int64_t episodes = -1, seeds = -1, batch = -1, seed = -1, n_sets = 0;
   const char **sets = hsrl_calloc((size_t)argc + 1, sizeof *sets);
@@ -94,8 +96,8 @@ int sim_eval_command(int argc, char **argv) {
   sim_synth_world world;
   memset(&data, 0, sizeof data);
   memset(&world, 0, sizeof world);
-  sim_urm *urm = NULL;
-  sim_click_adapters_urm *adapter = NULL;
+  sim_urm *urm = NULL, *greedy_urm = NULL;
+  sim_click_adapters_urm *adapter = NULL, *greedy_adapter = NULL;
   sim_policy_simple *pol[EVAL_CMD_MAX_POLICIES] = {0};
   sim_eval_summary *sum = NULL;
   int64_t n_pol = 0;
@@ -117,7 +119,7 @@ int sim_eval_command(int argc, char **argv) {
     int takes = !strcmp(a, "--data") || !strcmp(a, "--sim") || !strcmp(a, "--policies") ||
                 !strcmp(a, "--episodes") || !strcmp(a, "--seeds") || !strcmp(a, "--batch") ||
                 !strcmp(a, "--seed") || !strcmp(a, "--json") || !strcmp(a, "--config") ||
-                !strcmp(a, "--set");
+                !strcmp(a, "--set") || !strcmp(a, "--greedy-sim");
     if (!takes) {
       fprintf(stderr, "hsrl eval: unknown argument '%s'; see 'hsrl eval --help'\n", a);
       goto done;
@@ -139,6 +141,8 @@ int sim_eval_command(int argc, char **argv) {
       config = v;
     else if (!strcmp(a, "--set"))
       sets[n_sets++] = v;
+    else if (!strcmp(a, "--greedy-sim"))
+      greedy_sim = v;
     else if (!strcmp(a, "--episodes")) {
       if (!eval_cmd_int(a, v, 1, INT32_MAX, &episodes)) goto done;
     } else if (!strcmp(a, "--seeds")) {
@@ -226,6 +230,15 @@ int sim_eval_command(int argc, char **argv) {
     adapter = sim_click_adapters_urm_init(urm, 512);
     model = sim_click_adapters_urm_model(adapter);
   }
+  sim_click_model greedy_model = model; /* greedy ranks by the environment's model unless --greedy-sim */
+  if (greedy_sim) {
+    if ((st = sim_urm_load(&greedy_urm, greedy_sim, &data)) != HSRL_OK) {
+      rc = eval_cmd_fail("--greedy-sim", st);
+      goto done;
+    }
+    greedy_adapter = sim_click_adapters_urm_init(greedy_urm, 512);
+    greedy_model = sim_click_adapters_urm_model(greedy_adapter);
+  }
   hsrl_settings_env env_s = s->env;
   env_s.batch = batch;
   sim_env_config cfg;
@@ -247,13 +260,13 @@ int sim_eval_command(int argc, char **argv) {
     else if (!strcmp(n, "popular"))
       pol[j] = sim_policy_simple_popular(&data, data.train_idx, data.n_train, data.slate_size);
     else if (!strcmp(n, "greedy"))
-      pol[j] = sim_policy_simple_greedy(&model, batch);
+      pol[j] = sim_policy_simple_greedy(&greedy_model, batch);
     else
       pol[j] = sim_policy_simple_oracle(&world, batch);
     if (s->env.exclude_history) sim_policy_simple_exclude_history(pol[j], data.history_len);
     sim_eval_policy ep;
     memset(&ep, 0, sizeof ep);
-    snprintf(ep.name, sizeof ep.name, "%.31s", n);
+    snprintf(ep.name, sizeof ep.name, "%.31s", !strcmp(n, "greedy") && greedy_sim ? "greedy-by-other-sim" : n);
     ep.ctx = pol[j];
     ep.act = eval_cmd_act;
     ep.reset = eval_cmd_reset;
@@ -301,6 +314,8 @@ done:
   hsrl_free(sum);
   sim_click_adapters_urm_free(adapter);
   sim_urm_free(urm);
+  sim_click_adapters_urm_free(greedy_adapter);
+  sim_urm_free(greedy_urm);
   sim_synth_free(&world);
   sim_dataset_free(&data);
   hsrl_free(sets);

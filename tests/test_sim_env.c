@@ -853,6 +853,12 @@ static void test_eval_command(void) {
   TEST_ASSERT(sim_eval_command(4, missing) == 2);
   char *bad_num[] = {"eval", "--data", path, "--world", "--episodes", "0", NULL};
   TEST_ASSERT(sim_eval_command(6, bad_num) == 2);
+  char *bad_greedy_sim[] = {"eval", "--data", path, "--world", "--policies", "greedy", "--greedy-sim",
+                            "/nonexistent/train.sim.h5", NULL};
+  TEST_ASSERT(sim_eval_command(8, bad_greedy_sim) == 2);
+  char *excl[] = {"eval",    "--data", path,    "--world", "--policies", "random,popular,oracle", "--episodes",
+                  "20",      "--seeds", "1",    "--batch", "8", "--set", "env.exclude_history=true", NULL};
+  TEST_ASSERT(sim_eval_command(14, excl) == 0);
   char *help[] = {"eval", "--help", NULL};
   TEST_ASSERT(sim_eval_command(2, help) == 0);
   remove(json);
