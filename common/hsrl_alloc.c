@@ -6,7 +6,8 @@
 
 #include "common/hsrl_check.h"
 
-static int64_t alloc_calls = 0;
+/* atomic: roles running as threads of one process (the in-process transport) allocate at once */
+static _Atomic int64_t alloc_calls = 0;
 
 static void *checked(void *p, size_t n) {
   HSRL_CHECKF(p != NULL || n == 0, "out of memory allocating %zu bytes", n);

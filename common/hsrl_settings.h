@@ -142,7 +142,11 @@
   X(dist, sync,                  BOOL, "false", NULL,       "lock-step: the same seed gives the same result") \
   X(dist, max_lag,               INT,  "32",    "[0,inf)",  "policy versions an actor may lag before it waits (0: no limit)") \
   X(dist, broadcast_every,       INT,  "10",    "[1,inf)",  "updates between parameter broadcasts") \
-  X(dist, off_policy_correction, BOOL, "false", NULL,       "clipped importance weights on the policy gradient")
+  X(dist, off_policy_correction, BOOL, "false", NULL,       "clipped importance weights on the policy gradient") \
+  X(dist, samples_per_insert,    DOUBLE, "2",   "(0,inf)",  "replay rate limiter: samples per inserted transition (train.batch / env.batch: one env step per update)") \
+  X(dist, spi_tolerance,         DOUBLE, "0.1", "[0,inf)",  "replay rate limiter tolerance: error_buffer = tolerance * samples_per_insert * min size (Reverb/Acme), at least what keeps it deadlock-free") \
+  X(dist, block_rows,            INT,  "32",    "[1,65536]", "transitions per compressed block an actor sends to its replay shard") \
+  X(dist, queue_blocks,          INT,  "8",     "[1,inf)",  "blocks a replay shard's input queue holds before it pushes back")
 
 #define HSRL_SETTINGS_EVAL(X) \
   X(eval, episodes, INT, "1000", "[1,inf)",  "finished episodes per evaluation seed") \

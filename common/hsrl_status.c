@@ -6,7 +6,8 @@
 #include <string.h>
 
 #define HSRL_ERR_MAX 2048
-static char err_message[HSRL_ERR_MAX];
+/* per thread: roles running as threads of one process must not overwrite each other's message */
+static _Thread_local char err_message[HSRL_ERR_MAX];
 
 hsrl_status hsrl_err(hsrl_status code, const char *file, long line, const char *field,
                      const char *fmt, ...) {
