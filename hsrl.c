@@ -8,6 +8,9 @@
 #include "common/hsrl_config_cmd.h"
 #include "common/hsrl_status.h"
 #include "learner/learner_cmd.h"
+#include "learner/learner_plot.h"
+#include "learner/learner_run.h"
+#include "replay/replay_cmd.h"
 #include "sim/sim_data_cmd.h"
 #include "sim/sim_sid_cmd.h"
 #include "sim/sim_urm_train.h"
@@ -24,6 +27,9 @@ static const hsrl_command commands[] = {
     {"sid", "build Semantic IDs (RQ-k-means), show their statistics, assign new items", sim_sid_command},
     {"train", "train an agent (HSRL or SL) in a simulator; --resume continues a run", learner_train_command},
     {"eval", "evaluate a checkpoint or simple policies (mean +- std over seeds)", learner_eval_command},
+    {"run", "the whole pipeline of a config: data, simulators, SIDs, training, one results table", learner_run_command},
+    {"plot", "PNG plots of a run directory: training curves and the results table (gnuplot)", learner_plot_command},
+    {"replay", "inspect a replay shard snapshot (counts, limiter, fields, decoded rows)", replay_command},
     {"config", "show, check or hash the effective config (INI + --set overrides)", hsrl_config_command},
     {NULL, NULL, NULL},
 };

@@ -44,7 +44,7 @@ static void copy_trimmed(char *buf, size_t cap, const char *s, size_t n) {
 
 /* 1 if s holds an inline-comment marker: ';' or '#' right after whitespace. */
 static int has_comment_marker(const char *s) {
-  for (size_t i = 1; s[i]; i++)
+  for (size_t i = 1; s[0] && s[i]; i++) /* s[0] first: an empty value has no s[1] */
     if ((s[i] == ';' || s[i] == '#') && is_blank(s[i - 1])) return 1;
   return 0;
 }

@@ -49,7 +49,9 @@
   X(run, data,         PATH,   "",     NULL,      "prepared-data file (hsrl data prepare / hsrl data synth)") \
   X(run, sim_train,    PATH,   "",     NULL,      "simulator trained on the train split, for training (empty: the synthetic world's true model)") \
   X(run, sim_all,      PATH,   "",     NULL,      "simulator trained on all records, for evaluation (empty: the synthetic world's true model)") \
-  X(run, sid,          PATH,   "",     NULL,      "Semantic-ID file (hsrl sid build); needed by agent.kind = hsrl")
+  X(run, sid,          PATH,   "",     NULL,      "Semantic-ID file (hsrl sid build); needed by agent.kind = hsrl") \
+  X(run, baselines,    STRING, "sl",   NULL,      "hsrl run: agents trained beside agent.kind, each in out_dir/name-<kind> (sl; empty: none)") \
+  X(run, compare,      STRING, "random,popular,greedy,oracle", NULL, "hsrl run: reference policies in the results table (greedy needs run.sim_train, oracle a synthetic world)")
 
 #define HSRL_SETTINGS_DATA(X) \
   X(data, format,         ENUM,   "synth", "synth|ml1m|ml100k|rl4rs", "dataset reader") \
