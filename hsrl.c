@@ -7,6 +7,7 @@
 #include "common/comm/comm_abort.h"
 #include "common/hsrl_config_cmd.h"
 #include "common/hsrl_status.h"
+#include "actor/actor_loop.h"
 #include "learner/learner_cmd.h"
 #include "learner/learner_plot.h"
 #include "learner/learner_run.h"
@@ -44,6 +45,7 @@ static void print_usage(FILE *f) {
 
 int main(int argc, char **argv) {
   comm_abort_install();
+  learner_cmd_set_actor_role(actor_loop_run);
   if (argc < 2) {
     print_usage(stderr);
     return 2;

@@ -13,7 +13,14 @@
 #include "common/io/io_h5.h"
 #include "common/nn/nn_threads.h"
 #include "learner/learner_train.h"
+#include "learner/learner_dist.h"
 #include "sim/sim_eval.h"
+
+/* The actor role `hsrl train` runs on actor ranks: actor/ sits above learner/ (architecture.md
+ * floors), so hsrl.c hands it in at start (learner_cmd_set_actor_role). */
+static learner_dist_actor_fn cmd_actor_role;
+
+void learner_cmd_set_actor_role(learner_dist_actor_fn fn) { cmd_actor_role = fn; }
 
 /* ---------------------------------------------------------------- shared parsing */
 
@@ -270,7 +277,14 @@ int learner_train_command(int argc, char **argv) {
     goto done;
   }
   cmd_threads("train", s);
-  if ((st = learner_train_run(opt)) != HSRL_OK) {
+  /* under mpirun/srun with >= 2 ranks: the roles by rank (learner_dist.h); alone: one process */
+  if (learner_dist_launched_size() >= 2 && !cmd_actor_role)
+    st = hsrl_err(HSRL_E_INTERNAL, NULL, 0, NULL, "this program has no actor role (learner_cmd_set_actor_role)");
+  else if (learner_dist_launched_size() >= 2)
+    st = learner_dist_run(opt, COMM_TRANSPORT_MPI, 0, cmd_actor_role);
+  else
+    st = learner_train_run(opt);
+  if (st != HSRL_OK) {
     rc = cmd_fail("train", st);
     goto done;
   }

@@ -37,8 +37,13 @@
 #ifndef LEARNER_CMD_H
 #define LEARNER_CMD_H
 
+#include "learner/learner_dist.h"
+
 /* `hsrl train ...`; argv[0] is "train". */
 int learner_train_command(int argc, char **argv);
+/* The actor role for `hsrl train` under mpirun (actor_loop_run; set by hsrl.c, which sits above
+ * actor/ and learner/). Without it a multi-rank train is an internal error. */
+void learner_cmd_set_actor_role(learner_dist_actor_fn fn);
 
 /* `hsrl eval ...`; argv[0] is "eval". Without --checkpoint it forwards to sim_eval_command (the
  * reference policies). */
