@@ -17,7 +17,9 @@ expect_rc() { [ "$rc" -eq "$1" ] || fail "$2: exit $rc, expected $1; stderr: $(h
 expect_in() { grep -qF -- "$2" "$tmp/$1" || fail "$3: expected in $1: '$2'; got: $(head -c 800 "$tmp/$1")"; }
 
 shared_real=""
-[ -d "$src/../shared/data" ] && shared_real=$(cd "$src/../shared/data" && pwd -P)
+# hsrl folds "../" lexically after the config directory's realpath (hsrl_settings.h "Paths"), so a
+# ../shared that is a symbolic link stays as written: the checkout's parent, then shared/data
+[ -d "$src/../shared/data" ] && shared_real="$(cd "$src/.." && pwd -P)/shared/data"
 
 for c in demo ml1m rl4rs; do
   cfg=$src/configs/$c.ini
