@@ -60,12 +60,16 @@ sim_policy_simple *sim_policy_simple_random(int64_t n_items, int64_t slate_size,
   return p;
 }
 
-static const int64_t *popular_counts; /* qsort's comparison context (set only around the sort) */
+typedef struct popular_entry {
+  int64_t count;
+  int32_t id;
+} popular_entry;
 
+/* most clicked first, ties to the lower id */
 static int popular_cmp(const void *a, const void *b) {
-  const int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
-  if (popular_counts[x] != popular_counts[y]) return popular_counts[x] > popular_counts[y] ? -1 : 1;
-  return (x > y) - (x < y);
+  const popular_entry *x = a, *y = b;
+  if (x->count != y->count) return x->count > y->count ? -1 : 1;
+  return (x->id > y->id) - (x->id < y->id);
 }
 
 sim_policy_simple *sim_policy_simple_popular(const sim_dataset *d, const int64_t *records,
@@ -80,11 +84,12 @@ sim_policy_simple *sim_policy_simple_popular(const sim_dataset *d, const int64_t
       if (d->rec_clicks[r * d->slate_size + k]) count[d->rec_slate[r * d->slate_size + k]]++;
   }
   /* the whole catalog by count, most clicked first, ties to the lower id */
+  popular_entry *rank = hsrl_malloc((size_t)d->n_items * sizeof *rank);
+  for (int64_t i = 0; i < d->n_items; i++) rank[i] = (popular_entry){count[i + 1], (int32_t)(i + 1)};
+  qsort(rank, (size_t)d->n_items, sizeof *rank, popular_cmp);
   p->top = hsrl_malloc((size_t)d->n_items * sizeof(int32_t));
-  for (int64_t i = 0; i < d->n_items; i++) p->top[i] = (int32_t)(i + 1);
-  popular_counts = count;
-  qsort(p->top, (size_t)d->n_items, sizeof(int32_t), popular_cmp);
-  popular_counts = NULL;
+  for (int64_t i = 0; i < d->n_items; i++) p->top[i] = rank[i].id;
+  hsrl_free(rank);
   hsrl_free(count);
   return p;
 }
@@ -157,7 +162,8 @@ void sim_policy_simple_exclude_history(sim_policy_simple *p, int64_t history_len
   if (!p->banned) p->banned = hsrl_calloc((size_t)(p->N + 1), 1);
 }
 
-/* Marks (on = 1) or clears (on = 0) the items of one history in p->banned (no-op when off). */
+/* Marks (on = 1) or clears (on = 0) the items of one history in p->banned (no-op when off:
+ * excl_h is 0 then). */
 static void policy_ban(sim_policy_simple *p, const int32_t *history, uint8_t on) {
   for (int64_t j = 0; j < p->excl_h; j++)
     if (history[j] > 0 && history[j] <= p->N) p->banned[history[j]] = on;
@@ -277,7 +283,7 @@ void sim_policy_simple_act(sim_policy_simple *p, int64_t b, const int32_t *user_
   switch (p->kind) {
     case POLICY_RANDOM:
       for (int64_t i = 0; i < b; i++) {
-        if (p->excl_h) policy_ban(p, histories + i * p->excl_h, 1);
+        policy_ban(p, histories + i * p->excl_h, 1);
         for (int64_t k = 0; k < K; k++) {
           int64_t j; /* uniform over the undrawn allowed items: redraw a banned one */
           do j = k + (int64_t)hsrl_rng_below(&p->rng, (uint64_t)(p->N - k));
@@ -287,7 +293,7 @@ void sim_policy_simple_act(sim_policy_simple *p, int64_t b, const int32_t *user_
           p->perm[j] = t;
           slates[i * K + k] = p->perm[k];
         }
-        if (p->excl_h) policy_ban(p, histories + i * p->excl_h, 0);
+        policy_ban(p, histories + i * p->excl_h, 0);
       }
       break;
     case POLICY_POPULAR:

@@ -331,8 +331,9 @@ static double descent_p(const world *w, const float *const *lp, int64_t i) {
 
 /* Draws n_rounds slates of k from B copies of one state; counts the first item (k = 1) or the
  * ordered pair of the first two (k = 2). */
-static void sample_counts(int64_t *counts, const world *w, const float *const *lp, int64_t k, float eps, int trie,
-                          int64_t n_rounds, uint64_t seed, sim_sid_decode_ws *ws) {
+static void sample_counts_excluding(int64_t *counts, const world *w, const float *const *lp, int64_t k, float eps,
+                                    int trie, int64_t n_rounds, uint64_t seed, const int32_t *excl, int64_t n_excl,
+                                    sim_sid_decode_ws *ws) {
   enum { B = 500 };
   const int64_t n1 = w->n + 1;
   float *rows[3];
@@ -343,6 +344,12 @@ static void sample_counts(int64_t *counts, const world *w, const float *const *l
   sim_sid_logp view;
   memset(&view, 0, sizeof view);
   for (int l = 0; l < w->L; l++) view.level[l] = rows[l];
+  int32_t *ex_rows = NULL;
+  if (excl) { /* every state excludes the same items: B copies of the list (stride 0 = n_excl) */
+    ex_rows = hsrl_malloc((size_t)(B * n_excl) * sizeof(int32_t));
+    for (int b = 0; b < B; b++) memcpy(ex_rows + b * n_excl, excl, (size_t)n_excl * sizeof(int32_t));
+    view.exclude = ex_rows, view.exclude_n = n_excl;
+  }
   int32_t *items = hsrl_malloc((size_t)(B * k) * sizeof(int32_t));
   hsrl_rng r;
   hsrl_rng_init(&r, seed, 9);
@@ -356,7 +363,13 @@ static void sample_counts(int64_t *counts, const world *w, const float *const *l
     }
   }
   hsrl_free(items);
+  hsrl_free(ex_rows);
   for (int l = 0; l < w->L; l++) hsrl_free(rows[l]);
+}
+
+static void sample_counts(int64_t *counts, const world *w, const float *const *lp, int64_t k, float eps, int trie,
+                          int64_t n_rounds, uint64_t seed, sim_sid_decode_ws *ws) {
+  sample_counts_excluding(counts, w, lp, k, eps, trie, n_rounds, seed, NULL, 0, ws);
 }
 
 static void test_sample_k1_matches_product(void) {
@@ -633,17 +646,7 @@ static void test_exclusions(void) {
   float lp0[3], lp1[3], lp2[4];
   small_logp(lp0, lp1, lp2);
   const float *lp[3] = {lp0, lp1, lp2};
-  enum { NB = 500 };
-  float *rows[3];
-  for (int l = 0; l < 3; l++) {
-    rows[l] = hsrl_malloc((size_t)(NB * w.vocab[l]) * sizeof(float));
-    for (int b = 0; b < NB; b++) memcpy(rows[l] + b * w.vocab[l], lp[l], (size_t)w.vocab[l] * sizeof(float));
-  }
-  int32_t two[2] = {1, 4};
-  sim_sid_logp view;
-  memset(&view, 0, sizeof view);
-  for (int l = 0; l < 3; l++) view.level[l] = rows[l];
-  view.exclude = two, view.exclude_n = 2, view.exclude_stride = 0;
+  const int32_t excluded[2] = {1, 4};
   const int64_t n = 200000, n1 = w.n + 1;
   int64_t counts[15] = {0};
   double target[15] = {0}, z = 0.0, crit;
@@ -651,23 +654,11 @@ static void test_exclusions(void) {
     if (i != 1 && i != 4 && w.live[i]) z += item_p(&w, lp, i);
   for (int64_t i = 1; i <= w.n; i++)
     if (i != 1 && i != 4 && w.live[i]) target[i] = item_p(&w, lp, i) / z;
-  /* stride 0 = exclude_n: give every state the same two items through a per-state copy */
-  int32_t *ex = hsrl_malloc((size_t)NB * 2 * sizeof(int32_t));
-  for (int b = 0; b < NB; b++) ex[2 * b] = 1, ex[2 * b + 1] = 4;
-  view.exclude = ex;
-  int32_t items[NB];
-  hsrl_rng rs;
-  hsrl_rng_init(&rs, 5, 1);
-  for (int64_t round = 0; round < n; round += NB) {
-    sim_sid_decode_sample(items, NULL, NULL, &w.idx, &w.trie, &view, NB, 1, 0.0f, &rs, &ws);
-    for (int b = 0; b < NB; b++) counts[items[b]]++;
-  }
+  sample_counts_excluding(counts, &w, lp, 1, 0.0f, 1, n, 5, excluded, 2, &ws);
   TEST_ASSERT(counts[1] == 0 && counts[4] == 0);
   double x2 = chi_square(counts, target, n1, n, &crit);
   printf("  K = 1 with 2 items excluded: chi-square %.1f (0.1%% critical value %.1f)\n", x2, crit);
   TEST_ASSERTF(x2 < crit, "chi-square %.1f >= %.1f", x2, crit);
-  hsrl_free(ex);
-  for (int l = 0; l < 3; l++) hsrl_free(rows[l]);
   sim_sid_decode_ws_free(&ws);
   world_free(&w);
 }
