@@ -50,7 +50,7 @@
   X(run, sim_train,    PATH,   "",     NULL,      "simulator trained on the train split, for training (empty: the synthetic world's true model)") \
   X(run, sim_all,      PATH,   "",     NULL,      "simulator trained on all records, for evaluation (empty: the synthetic world's true model)") \
   X(run, sid,          PATH,   "",     NULL,      "Semantic-ID file (hsrl sid build); needed by agent.kind = hsrl") \
-  X(run, baselines,    STRING, "sl",   NULL,      "hsrl run: agents trained beside agent.kind, each in out_dir/name-<kind> (sl; empty: none)") \
+  X(run, baselines,    STRING, "sl",   NULL,      "hsrl run: agents trained beside agent.kind, each in out_dir/name-<agent>: sl, hsrl, or an ablation of HSRL: hsrl-no-bc, hsrl-no-mlc, hsrl-no-hierarchy, hsrl-no-entropy (empty: none)") \
   X(run, compare,      STRING, "random,popular,greedy,oracle", NULL, "hsrl run: reference policies in the results table (greedy needs run.sim_train, oracle a synthetic world)")
 
 #define HSRL_SETTINGS_DATA(X) \
@@ -129,7 +129,10 @@
   X(agent, decoder,        ENUM,   "trie",   "trie|catalog", "best-first search over the SID trie, or scoring every item") \
   X(agent, explore_temp,   DOUBLE, "1",      "(0,inf)",   "hsrl: T, extra temperature of the per-level softmax when exploring") \
   X(agent, critic_to_actor, BOOL,  "true",   NULL,        "hsrl: the critic loss also trains the actor's contexts (false: detached, as the reference)") \
-  X(agent, grad_clip,      DOUBLE, "0",      "[0,inf)",   "hsrl: max L2 norm of each network's gradient (0: off)")
+  X(agent, grad_clip,      DOUBLE, "0",      "[0,inf)",   "hsrl: max L2 norm of each network's gradient (0: off)") \
+  X(agent, explore,        ENUM,   "sample", "sample|greedy", "hsrl: slates while training: sampled without replacement (explore_temp, epsilon), or greedy top-K as the reference trains (its topk_rate = 1)") \
+  X(agent, advantage,      ENUM,   "clip",   "clip|normalise", "hsrl: A = clip(y - V, -1, 1) (method.md 8), or y - V standardised over the batch (mean 0, std 1)") \
+  X(agent, pg,             BOOL,   "true",   NULL,        "hsrl: use the policy-gradient term (false: a supervised control, behaviour cloning and entropy only)")
 
 #define HSRL_SETTINGS_TRAIN(X) \
   X(train, iterations,       INT, "50000",  "[1,inf)", "learner updates (one env step per actor each)") \

@@ -37,8 +37,9 @@
 #include "sim/sim_urm_train.h"
 
 #define RUN_PATH_MAX 1024
-#define RUN_MAX_AGENTS 4    /* agent.kind and its baselines */
+#define RUN_MAX_AGENTS 8    /* agent.kind and its baselines */
 #define RUN_MAX_POLICIES 12 /* reference policies and agents in one table */
+#define RUN_WORD_MAX 24     /* a word of run.baselines or run.compare */
 #define RUN_REASON_MAX 1024
 #define RUN_RECORD_VERSION 1
 
@@ -221,7 +222,9 @@ static char *run_read_file(const char *path) {
 /* ---------------------------------------------------------------- the pipeline's state */
 
 typedef struct run_agent {
-  char kind[HSRL_SETTINGS_ENUM_MAX];
+  char kind[HSRL_SETTINGS_ENUM_MAX]; /* its name in run.baselines and the table: sl, hsrl-no-bc, ... */
+  const char *base;                  /* the agent.kind it trains (sl, hsrl) */
+  const char *set;                   /* the ablation switch it applies ("agent.bc=false"), or NULL */
   char dir[RUN_PATH_MAX];  /* out_dir/name or out_dir/name-<kind> */
   char ckpt[RUN_PATH_MAX]; /* its final checkpoint */
   uint64_t sum;            /* checksum of the final checkpoint */
@@ -240,7 +243,7 @@ typedef struct run_ctx {
   int64_t n_agents;
   run_agent agents[RUN_MAX_AGENTS]; /* [0]: agent.kind (train); then the baselines */
   int64_t n_compare;
-  char compare[RUN_MAX_POLICIES][16];
+  char compare[RUN_MAX_POLICIES][RUN_WORD_MAX];
   int eval_in_world; /* run.sim_all empty: the synthetic world's ground truth */
   char cwd[RUN_PATH_MAX];
   int n_ran, n_skipped;
@@ -1162,7 +1165,7 @@ static hsrl_status run_do_eval(run_ctx *c, const char *tsv, const char *json) {
   /* one world for every policy: the data, the evaluation click model and (for HSRL) the SIDs */
   *ws = *s;
   for (int64_t i = 0; i < c->n_agents; i++)
-    if (!strcmp(c->agents[i].kind, "hsrl")) snprintf(ws->agent.kind, sizeof ws->agent.kind, "hsrl");
+    if (!strcmp(c->agents[i].base, "hsrl")) snprintf(ws->agent.kind, sizeof ws->agent.kind, "hsrl");
   HSRL_TRY(learner_train_world_load(&w, ws, c->eval_in_world ? "" : s->run.sim_all, batch));
   if (w.data.n_test < 1) {
     st = hsrl_err(HSRL_E_INPUT, s->run.data, 0, "split/test", "the test split is empty");
@@ -1391,7 +1394,7 @@ static void run_usage(FILE *f) {
           "  sim-all    run.sim_all: the simulator fitted on every record (evaluation)\n"
           "  sid        run.sid: Semantic IDs ([sid])\n"
           "  train      run.out_dir/run.name: agent.kind trained in env.model's click model\n"
-          "  baselines  run.out_dir/run.name-<kind> for each kind of run.baselines (sl)\n"
+          "  baselines  run.out_dir/run.name-<agent> for each agent of run.baselines (sl, hsrl-no-bc, ...)\n"
           "  eval       run.out_dir/run.name/results.{tsv,json}: the agents (greedy) and the\n"
           "             policies of run.compare, eval.episodes x eval.seeds, in run.sim_all's\n"
           "             click model (empty: the synthetic world's ground truth)\n"
@@ -1413,7 +1416,7 @@ static void run_usage(FILE *f) {
 }
 
 /* Splits a comma list into words (trimmed); returns the count or -1 (too many / too long). */
-static int64_t run_split_list(const char *text, char words[][16], int64_t cap) {
+static int64_t run_split_list(const char *text, char words[][RUN_WORD_MAX], int64_t cap) {
   int64_t n = 0;
   for (const char *p = text; *p;) {
     while (*p == ' ' || *p == ',') p++;
@@ -1422,13 +1425,34 @@ static int64_t run_split_list(const char *text, char words[][16], int64_t cap) {
     while (*e && *e != ',') e++;
     const char *end = e;
     while (end > p && end[-1] == ' ') end--;
-    if (n == cap || end - p >= 16) return -1;
+    if (n == cap || end - p >= RUN_WORD_MAX) return -1;
     memcpy(words[n], p, (size_t)(end - p));
     words[n][end - p] = '\0';
     n++;
     p = e;
   }
   return n;
+}
+
+/* The agents run.baselines can name: the agent kinds and the paper's ablations of HSRL (method.md
+ * §8: no entropy, no hierarchy, no BC, no MLC), each the run's HSRL config with one switch off. */
+typedef struct run_variant {
+  const char *name, *base, *set;
+} run_variant;
+static const run_variant run_variants[] = {
+    {"sl", "sl", NULL},
+    {"hsrl", "hsrl", NULL},
+    {"hsrl-no-bc", "hsrl", "agent.bc=false"},
+    {"hsrl-no-mlc", "hsrl", "agent.mlc=false"},
+    {"hsrl-no-hierarchy", "hsrl", "agent.hierarchy=false"},
+    {"hsrl-no-entropy", "hsrl", "agent.entropy=false"},
+};
+#define RUN_N_VARIANTS ((int)(sizeof run_variants / sizeof run_variants[0]))
+
+static const run_variant *run_variant_find(const char *name) {
+  for (int i = 0; i < RUN_N_VARIANTS; i++)
+    if (!strcmp(run_variants[i].name, name)) return &run_variants[i];
+  return NULL;
 }
 
 /* The plan: which stages exist, their outputs, the agents and the compared policies. */
@@ -1464,27 +1488,38 @@ static hsrl_status run_plan(run_ctx *c) {
                     "on all records",
                     s->data.format);
   /* agents: agent.kind, then each baseline of another kind */
-  char words[RUN_MAX_POLICIES][16];
+  char words[RUN_MAX_POLICIES][RUN_WORD_MAX];
   int64_t nb = run_split_list(s->run.baselines, words, RUN_MAX_POLICIES);
   if (nb < 0)
     return hsrl_err(HSRL_E_USAGE, src, 0, "run.baselines", "'%s' is not a short list of agent kinds",
                     s->run.baselines);
   c->n_agents = 0;
+  const run_variant *main_agent = run_variant_find(s->agent.kind);
+  c->agents[0].base = main_agent->base;
+  c->agents[0].set = NULL;
   snprintf(c->agents[c->n_agents++].kind, HSRL_SETTINGS_ENUM_MAX, "%s", s->agent.kind);
   for (int64_t i = 0; i < nb; i++) {
-    if (strcmp(words[i], "sl") && strcmp(words[i], "hsrl"))
-      return hsrl_err(HSRL_E_USAGE, src, 0, "run.baselines", "unknown agent kind '%s' (sl, hsrl)", words[i]);
+    const run_variant *v = run_variant_find(words[i]);
+    if (!v) {
+      char known[256] = "";
+      for (int j = 0; j < RUN_N_VARIANTS; j++)
+        snprintf(known + strlen(known), sizeof known - strlen(known), "%s%s", j ? ", " : "", run_variants[j].name);
+      return hsrl_err(HSRL_E_USAGE, src, 0, "run.baselines", "unknown agent '%s' (%s)", words[i], known);
+    }
     int dup = 0;
     for (int64_t j = 0; j < c->n_agents; j++) dup |= !strcmp(c->agents[j].kind, words[i]);
     if (dup) continue;
     if (c->n_agents == RUN_MAX_AGENTS)
-      return hsrl_err(HSRL_E_USAGE, src, 0, "run.baselines", "too many agents");
-    snprintf(c->agents[c->n_agents++].kind, HSRL_SETTINGS_ENUM_MAX, "%s", words[i]);
+      return hsrl_err(HSRL_E_USAGE, src, 0, "run.baselines", "too many agents (at most %d)", RUN_MAX_AGENTS - 1);
+    c->agents[c->n_agents].base = v->base;
+    c->agents[c->n_agents].set = v->set;
+    snprintf(c->agents[c->n_agents++].kind, HSRL_SETTINGS_ENUM_MAX, "%.*s", RUN_WORD_MAX - 1, words[i]);
   }
   for (int64_t i = 0; i < c->n_agents; i++) {
     run_agent *a = &c->agents[i];
     int n = i == 0 ? snprintf(a->dir, sizeof a->dir, "%s/%s", s->run.out_dir, s->run.name)
-                   : snprintf(a->dir, sizeof a->dir, "%s/%s-%s", s->run.out_dir, s->run.name, a->kind);
+                   : snprintf(a->dir, sizeof a->dir, "%s/%s-%s", s->run.out_dir, s->run.name,
+                              a->set ? a->kind + strlen("hsrl-") : a->kind); /* name-sl, name-no-bc */
     if (n >= (int)sizeof a->dir) return hsrl_err(HSRL_E_USAGE, src, 0, "run.out_dir", "path too long");
   }
   if (c->n_agents > 1) c->used[ST_BASELINES] = 1;
@@ -1492,10 +1527,10 @@ static hsrl_status run_plan(run_ctx *c) {
   if (!strcmp(s->agent.kind, "hsrl") && !c->used[ST_SID])
     return hsrl_err(HSRL_E_USAGE, src, 0, "run.sid", "empty: the HSRL agent acts in Semantic IDs");
   for (int64_t i = 1; i < c->n_agents; i++)
-    if (!strcmp(c->agents[i].kind, "hsrl") && !c->used[ST_SID])
+    if (!strcmp(c->agents[i].base, "hsrl") && !c->used[ST_SID])
       return hsrl_err(HSRL_E_USAGE, src, 0, "run.sid", "empty: the HSRL baseline acts in Semantic IDs");
   /* the reference policies that apply */
-  char cw[RUN_MAX_POLICIES][16];
+  char cw[RUN_MAX_POLICIES][RUN_WORD_MAX];
   int64_t nc = run_split_list(s->run.compare, cw, RUN_MAX_POLICIES);
   if (nc < 0)
     return hsrl_err(HSRL_E_USAGE, src, 0, "run.compare", "'%s' is not a short list of policies",
@@ -1519,7 +1554,7 @@ static hsrl_status run_plan(run_ctx *c) {
     }
     int dup = 0;
     for (int64_t k = 0; k < c->n_compare; k++) dup |= !strcmp(c->compare[k], p);
-    if (!dup) snprintf(c->compare[c->n_compare++], sizeof c->compare[0], "%s", p);
+    if (!dup) snprintf(c->compare[c->n_compare++], sizeof c->compare[0], "%.*s", RUN_WORD_MAX - 1, p);
   }
   return HSRL_OK;
 }
@@ -1616,7 +1651,8 @@ int learner_run_command(int argc, char **argv) {
   for (int64_t i = 0; i < c->n_agents; i++) {
     *sa = c->s;
     if (i > 0) {
-      snprintf(sa->agent.kind, sizeof sa->agent.kind, "%s", c->agents[i].kind);
+      snprintf(sa->agent.kind, sizeof sa->agent.kind, "%s", c->agents[i].base);
+      if (c->agents[i].set) HSRL_TRY(hsrl_settings_apply_sets(sa, 1, &c->agents[i].set));
       const char *slash = strrchr(c->agents[i].dir, '/');
       snprintf(sa->run.name, sizeof sa->run.name, "%s", slash ? slash + 1 : c->agents[i].dir);
     }

@@ -285,6 +285,22 @@ echo "6|other" >>"$tmp/ml/src/u.occupation"
 run "$hsrl" run "$tmp/ml/ml.ini" --quiet
 expect_in out "run data: input source/u.occupation changed" "ml100k source changed"
 
+# 10b. ablations of HSRL as baselines: each trains the run's HSRL config with one switch off, in
+# runs/hsrl-<ablation>, and gets its row in the table
+run "$hsrl" run tiny.ini --quiet --set run.baselines=sl,hsrl-no-bc,hsrl-no-hierarchy
+expect_rc 0 "ablations"
+expect_in out "run baselines (hsrl-no-bc): no run yet (runs/hsrl-no-bc)" "ablations"
+expect_in out "skip baselines (sl) (current: " "ablations"
+grep -q "^key agent.bc = false$" runs/hsrl-no-bc/train.stage || fail "ablations: hsrl-no-bc did not train with agent.bc = false"
+grep -q "^key agent.hierarchy = false$" runs/hsrl-no-hierarchy/train.stage || fail "ablations: hsrl-no-hierarchy has hierarchy on"
+grep -q "^key agent.bc = true$" runs/hsrl/train.stage || fail "ablations: the main run changed"
+for row in sl hsrl-no-bc hsrl-no-hierarchy hsrl oracle; do
+  grep -q "^$row	" runs/hsrl/results.tsv || fail "ablations: no '$row' row in results.tsv"
+done
+run "$hsrl" run tiny.ini --quiet --set run.baselines=sl,hsrl-no-x
+expect_rc 2 "unknown ablation"
+expect_in err "field 'run.baselines': unknown agent 'hsrl-no-x' (sl, hsrl, hsrl-no-bc" "unknown ablation"
+
 # 11. bad usage and configs: exit 2 with the field named; nothing is made
 run "$hsrl" run
 expect_rc 2 "no config"

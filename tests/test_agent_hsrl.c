@@ -900,6 +900,77 @@ static void test_off_policy_weights(void) {
   fixture_free(&f);
 }
 
+/* agent.explore = greedy: EXPLORE acts like GREEDY (no random stream read); agent.advantage =
+ * normalise: A = (y - V - mean) / std over the batch; agent.pg = false: no gradient from the pg term. */
+static void test_training_options(void) {
+  fixture f;
+  fixture_small(&f, 95);
+  agent_hsrl_config c = small_config(&f, 8, 95);
+  c.s.dropout = 0.0, c.s.critic_dropout = 0.0;
+  snprintf(c.s.explore, sizeof c.s.explore, "greedy");
+  snprintf(c.s.advantage, sizeof c.s.advantage, "normalise");
+  agent *a = make_agent(&c, &f);
+  const int64_t B = 8;
+  int32_t hist[8 * 7], sg[8 * 3], se[8 * 3];
+  hsrl_rng r, ar;
+  hsrl_rng_init(&r, 95, 1);
+  random_histories(hist, &f, B, &r);
+  agent_act_out og = {sg, NULL, NULL}, oe = {se, NULL, NULL};
+  agent_act(a, B, NULL, hist, AGENT_ACT_GREEDY, NULL, &og);
+  hsrl_rng_init(&ar, 3, 0);
+  const hsrl_rng before = ar;
+  agent_act(a, B, NULL, hist, AGENT_ACT_EXPLORE, &ar, &oe);
+  TEST_ASSERT(memcmp(sg, se, sizeof sg) == 0);
+  TEST_ASSERT(memcmp(&before, &ar, sizeof ar) == 0);
+
+  batch_buf bb;
+  batch_make(&bb, &f, B, &r);
+  float y[8], A[8];
+  for (int i = 0; i < 8; i++) y[i] = (float)(3.0 * hsrl_rng_normal(&r));
+  agent_hsrl_loss_config lc = *agent_hsrl_loss_config_of(a);
+  TEST_ASSERT(lc.normalise_advantage == 1);
+  nn_params *pa = agent_hsrl_params(a, AGENT_HSRL_ACTOR), *pc = agent_hsrl_params(a, AGENT_HSRL_CRITIC);
+  agent_hsrl_net_loss(agent_hsrl_net_of(a), pa, pc, &bb.b, y, NULL, A, &lc, 0, 0, NULL);
+  const float *V = agent_hsrl_net_of(a)->value;
+  double m = 0.0, ss = 0.0, s1 = 0.0, s2 = 0.0;
+  for (int i = 0; i < 8; i++) m += (double)y[i] - (double)V[i];
+  m /= 8.0;
+  for (int i = 0; i < 8; i++) ss += ((double)y[i] - (double)V[i] - m) * ((double)y[i] - (double)V[i] - m);
+  const double sd = sqrt(ss / 8.0);
+  int outside_clip = 0;
+  for (int i = 0; i < 8; i++) {
+    TEST_NEAR(A[i], ((double)y[i] - (double)V[i] - m) / sd, 1e-5);
+    s1 += (double)A[i], s2 += (double)A[i] * (double)A[i];
+    outside_clip |= fabs((double)A[i]) > 1.0;
+  }
+  TEST_NEAR(s1 / 8.0, 0.0, 1e-6);
+  TEST_NEAR(s2 / 8.0, 1.0, 1e-5);
+  TEST_ASSERT(outside_clip); /* not clipped to [-1, 1] */
+
+  /* pg = false with bc, entropy and the critic's path into the actor off: no actor gradient */
+  agent_hsrl_config c0 = c;
+  c0.s.pg = 0, c0.s.bc = 0, c0.s.entropy = 0;
+  c0.critic_to_actor = 0;
+  agent *a0 = make_agent(&c0, &f);
+  agent_hsrl_loss_config l0 = *agent_hsrl_loss_config_of(a0);
+  nn_params *p0 = agent_hsrl_params(a0, AGENT_HSRL_ACTOR), *q0 = agent_hsrl_params(a0, AGENT_HSRL_CRITIC);
+  agent_hsrl_terms t0;
+  agent_hsrl_net_loss(agent_hsrl_net_of(a0), p0, q0, &bb.b, y, NULL, NULL, &l0, 0, 0, &t0);
+  double g2 = 0.0;
+  for (int64_t i = 0; i < nn_params_size(p0); i++) g2 += (double)nn_params_grads(p0)[i] * (double)nn_params_grads(p0)[i];
+  TEST_ASSERTF(g2 == 0.0, "actor gradient norm^2 %g with every actor term off", g2);
+  TEST_ASSERT(t0.pg != 0.0); /* the term is still measured */
+  l0.scale[1] = 1.0f;        /* and it is the only thing that was switched off */
+  agent_hsrl_net_loss(agent_hsrl_net_of(a0), p0, q0, &bb.b, y, NULL, NULL, &l0, 0, 0, NULL);
+  g2 = 0.0;
+  for (int64_t i = 0; i < nn_params_size(p0); i++) g2 += (double)nn_params_grads(p0)[i] * (double)nn_params_grads(p0)[i];
+  TEST_ASSERT(g2 > 0.0);
+  batch_free(&bb);
+  agent_free(a0);
+  agent_free(a);
+  fixture_free(&f);
+}
+
 static void test_no_allocation_after_init(void) {
   fixture f;
   fixture_small(&f, 101);
@@ -1240,6 +1311,7 @@ int main(int argc, char **argv) {
   TEST_RUN(test_ablation_switches);
   TEST_RUN(test_critic_detach);
   TEST_RUN(test_off_policy_weights);
+  TEST_RUN(test_training_options);
   TEST_RUN(test_no_allocation_after_init);
   TEST_RUN(test_same_seed_same_losses);
   TEST_RUN(test_nonfinite_skips_step);

@@ -202,7 +202,9 @@ hsrl_status agent_hsrl_init(agent **out, const agent_hsrl_config *cfg, const age
   a->lc.lambda_bc = s->bc ? (float)s->bc_weight : 0.0f;
   a->lc.critic_to_actor = cfg->critic_to_actor;
   a->lc.off_policy = cfg->off_policy_correction;
+  a->lc.normalise_advantage = strcmp(s->advantage, "normalise") == 0;
   for (int i = 0; i < 4; i++) a->lc.scale[i] = 1.0f;
+  if (!s->pg) a->lc.scale[1] = 0.0f;
   a->key_base = hsrl_rng_derive(cfg->seed, PURPOSE_DROPOUT);
 
   sim_sid_decode_ws_init(&a->ws, nc.K, nc.n_levels, a->net->v_max, 0);
@@ -251,8 +253,8 @@ static void act_impl(agent_hsrl *a, int64_t B, const int32_t *users, const int32
   const int L = c->n_levels;
   const int64_t K = c->K;
   agent_hsrl_net_actor_forward(n, nn_params_values(a->tab[AGENT_HSRL_ACTOR]), B, users, histories, 0, 0);
-  const int explore = mode == AGENT_ACT_EXPLORE;
-  HSRL_CHECK(explore || mode == AGENT_ACT_GREEDY);
+  HSRL_CHECK(mode == AGENT_ACT_EXPLORE || mode == AGENT_ACT_GREEDY);
+  const int explore = mode == AGENT_ACT_EXPLORE && strcmp(a->cfg.s.explore, "greedy") != 0;
   if (explore && a->cfg.explore_temp != 1.0) {
     const float temp = (float)((double)c->tau * a->cfg.explore_temp);
     for (int l = 0; l < L; l++) {

@@ -313,6 +313,23 @@ static int slot_valid(const agent_batch *b, int64_t row, int64_t k, int64_t K) {
   return b->slate == NULL || b->slate[row * K + k] != 0;
 }
 
+/* A = clip(y - V, -1, 1) (method.md §8), or y - V standardised over the batch. No gradient. */
+static void advantages(float *a, const float *y, const float *v, int64_t B, int normalise) {
+  if (!normalise) {
+    for (int64_t r = 0; r < B; r++) a[r] = (float)fmin(1.0, fmax(-1.0, (double)y[r] - (double)v[r]));
+    return;
+  }
+  double m = 0.0, ss = 0.0;
+  for (int64_t r = 0; r < B; r++) m += (double)y[r] - (double)v[r];
+  m /= (double)B;
+  for (int64_t r = 0; r < B; r++) {
+    const double e = (double)y[r] - (double)v[r] - m;
+    ss += e * e;
+  }
+  const double inv_sd = 1.0 / (sqrt(ss / (double)B) + 1e-6);
+  for (int64_t r = 0; r < B; r++) a[r] = (float)(((double)y[r] - (double)v[r] - m) * inv_sd);
+}
+
 double agent_hsrl_net_loss(agent_hsrl_net *n, nn_params *actor, nn_params *critic, const agent_batch *b,
                            const float *y, const float *adv, float *adv_out, const agent_hsrl_loss_config *lc,
                            int train, uint64_t key, agent_hsrl_terms *terms) {
@@ -338,10 +355,11 @@ double agent_hsrl_net_loss(agent_hsrl_net *n, nn_params *actor, nn_params *criti
   const int nc = n->n_ctx;
   double sum_a = 0.0, sum_v = 0.0, sum_y = 0.0;
   double gw[AGENT_MAX_LEVELS + 1] = {0};
+  if (!adv) advantages(n->adv, y, n->value, B, lc->normalise_advantage);
   for (int64_t r = 0; r < B; r++) {
     const double V = (double)n->value[r], diff = V - (double)y[r];
     t.critic += diff * diff;
-    double A = adv ? (double)adv[r] : fmin(1.0, fmax(-1.0, (double)y[r] - V));
+    const double A = adv ? (double)adv[r] : (double)n->adv[r];
     if (adv_out) adv_out[r] = (float)A;
     n->adv[r] = (float)A;
     sum_a += A, sum_v += V, sum_y += (double)y[r];

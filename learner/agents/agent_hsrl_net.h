@@ -89,6 +89,7 @@ typedef struct agent_hsrl_loss_config {
   float lambda_h, lambda_bc; /* 0 switches the term off */
   int critic_to_actor;       /* 1: the critic loss also trains the actor through the contexts */
   int off_policy;            /* 1: clipped importance weights on the pg term (needs behaviour_logp) */
+  int normalise_advantage;   /* 1: A = (y - V - mean) / std over the batch instead of clip(y - V, -1, 1) */
   float scale[4];
 } agent_hsrl_loss_config;
 
