@@ -132,6 +132,7 @@
   X(agent, grad_clip,      DOUBLE, "0",      "[0,inf)",   "hsrl: max L2 norm of each network's gradient (0: off)") \
   X(agent, explore,        ENUM,   "sample", "sample|greedy", "hsrl: slates while training: sampled without replacement (explore_temp, epsilon), or greedy top-K as the reference trains (its topk_rate = 1)") \
   X(agent, advantage,      ENUM,   "clip",   "clip|normalise", "hsrl: A = clip(y - V, -1, 1) (method.md 8), or y - V standardised over the batch (mean 0, std 1)") \
+  X(agent, credit,         ENUM,   "slate",  "slate|click", "hsrl: the pg weight of a slot: the slate's advantage, or plus the slot's click minus the slate's click rate") \
   X(agent, pg,             BOOL,   "true",   NULL,        "hsrl: use the policy-gradient term (false: a supervised control, behaviour cloning and entropy only)")
 
 #define HSRL_SETTINGS_TRAIN(X) \

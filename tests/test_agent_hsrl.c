@@ -302,6 +302,7 @@ static double gradcheck_variant(int hierarchy, int mlc, int options, int train, 
   agent_hsrl_config cfg = small_config(&f, 8, seed);
   cfg.s.hierarchy = hierarchy, cfg.s.mlc = mlc;
   cfg.s.sid_embedding = options, cfg.s.user_state = options;
+  if (options) snprintf(cfg.s.credit, sizeof cfg.s.credit, "click"); /* per-slot pg weights */
   cfg.s.dropout = train ? 0.2 : 0.0;
   cfg.s.critic_dropout = train ? 0.2 : 0.0;
   agent *a = make_agent(&cfg, &f);
@@ -946,6 +947,35 @@ static void test_training_options(void) {
   TEST_NEAR(s1 / 8.0, 0.0, 1e-6);
   TEST_NEAR(s2 / 8.0, 1.0, 1e-5);
   TEST_ASSERT(outside_clip); /* not clipped to [-1, 1] */
+
+  /* credit = click: with A_b = 0 given, pg = mean_b mean_k (y_bk - mean_k y_bk) sum_l -log pi_l[z_l] */
+  agent_hsrl_loss_config lk = lc;
+  lk.click_credit = 1;
+  float zero[8] = {0};
+  agent_hsrl_terms tk;
+  agent_hsrl_net_loss(agent_hsrl_net_of(a), pa, pc, &bb.b, y, zero, NULL, &lk, 0, 0, &tk);
+  {
+    const agent_hsrl_net *n = agent_hsrl_net_of(a);
+    const int64_t K = f.K;
+    double want = 0.0;
+    for (int64_t b = 0; b < B; b++) {
+      double yb = 0.0, nv = 0.0, acc = 0.0;
+      for (int64_t k = 0; k < K; k++)
+        if (bb.b.slate[b * K + k]) yb += bb.b.clicks[b * K + k], nv += 1.0;
+      yb /= nv;
+      for (int64_t k = 0; k < K; k++) {
+        if (!bb.b.slate[b * K + k]) continue;
+        double lp = 0.0;
+        for (int l = 0; l < f.L; l++)
+          lp += (double)n->logp[B * n->level_off[l] + b * n->cfg.vocab[l] + bb.b.tokens[(b * K + k) * f.L + l]];
+        acc += ((double)bb.b.clicks[b * K + k] - yb) * -lp;
+      }
+      want += acc / nv;
+    }
+    want /= (double)B;
+    TEST_NEAR(tk.pg, want, 1e-5 * fabs(want) + 1e-7);
+    TEST_ASSERT(fabs(want) > 1e-3);
+  }
 
   /* pg = false with bc, entropy and the critic's path into the actor off: no actor gradient */
   agent_hsrl_config c0 = c;

@@ -203,6 +203,7 @@ hsrl_status agent_hsrl_init(agent **out, const agent_hsrl_config *cfg, const age
   a->lc.critic_to_actor = cfg->critic_to_actor;
   a->lc.off_policy = cfg->off_policy_correction;
   a->lc.normalise_advantage = strcmp(s->advantage, "normalise") == 0;
+  a->lc.click_credit = strcmp(s->credit, "click") == 0;
   for (int i = 0; i < 4; i++) a->lc.scale[i] = 1.0f;
   if (!s->pg) a->lc.scale[1] = 0.0f;
   a->key_base = hsrl_rng_derive(cfg->seed, PURPOSE_DROPOUT);

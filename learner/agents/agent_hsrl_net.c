@@ -381,9 +381,11 @@ double agent_hsrl_net_loss(agent_hsrl_net *n, nn_params *actor, nn_params *criti
   for (int64_t r = 0; r < B; r++) {
     int64_t nv = 0;
     double n_click = 0.0, pg_r = 0.0, bc_r = 0.0;
+    for (int64_t k = 0; k < K; k++)
+      if (slot_valid(b, r, k, K)) nv++, n_click += b->clicks ? (double)b->clicks[r * K + k] : 0.0;
+    const double click_rate = nv > 0 ? n_click / (double)nv : 0.0;
     for (int64_t k = 0; k < K; k++) {
       if (!slot_valid(b, r, k, K)) continue;
-      nv++;
       const uint16_t *z = b->tokens + (r * K + k) * L;
       double lp = 0.0;
       for (int l = 0; l < L; l++) {
@@ -397,13 +399,13 @@ double agent_hsrl_net_loss(agent_hsrl_net *n, nn_params *actor, nn_params *criti
         for (int l = 0; l < L; l++) beh += (double)b->behaviour_logp[(r * K + k) * L + l];
         rho = fmin(1.0, exp(lp - beh));
       }
-      n->rho[r * K + k] = (float)rho;
-      pg_r += rho * -lp;
-      double yk = b->clicks ? (double)b->clicks[r * K + k] : 0.0;
-      n_click += yk;
+      const double yk = b->clicks ? (double)b->clicks[r * K + k] : 0.0;
+      const double ak = (double)n->adv[r] + (lc->click_credit ? yk - click_rate : 0.0);
+      n->rho[r * K + k] = (float)(rho * ak);
+      pg_r += rho * ak * -lp;
       bc_r += yk * -lp;
     }
-    if (nv > 0) t.pg += (double)n->adv[r] * pg_r / (double)nv;
+    if (nv > 0) t.pg += pg_r / (double)nv;
     t.bc += bc_r / fmax(1.0, n_click);
   }
   t.pg /= (double)B;
@@ -424,7 +426,7 @@ double agent_hsrl_net_loss(agent_hsrl_net *n, nn_params *actor, nn_params *criti
       for (int64_t k = 0; k < K; k++)
         if (slot_valid(b, r, k, K)) nv++, n_click += b->clicks ? (double)b->clicks[r * K + k] : 0.0;
       if (nv == 0) continue;
-      const double cpg = -(double)lc->scale[1] * (double)n->adv[r] / ((double)B * (double)nv);
+      const double cpg = -(double)lc->scale[1] / ((double)B * (double)nv);
       const double cbc = -(double)lc->scale[3] * (double)lc->lambda_bc / ((double)B * fmax(1.0, n_click));
       for (int64_t k = 0; k < K; k++) {
         if (!slot_valid(b, r, k, K)) continue;

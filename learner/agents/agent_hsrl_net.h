@@ -30,8 +30,11 @@
  *
  * Losses (method.md §8), for a batch with TD targets y (B) computed elsewhere:
  *   critic = mean_b (V_b - y_b)^2
- *   A_b    = clip(y_b - V_b, -1, 1), no gradient (or given by the caller, for gradient checks)
- *   pg     = mean_b A_b mean_{k valid} rho_bk sum_l -log pi_l[z_l(a_bk)]
+ *   A_b    = clip(y_b - V_b, -1, 1), no gradient (or given by the caller, for gradient checks);
+ *            normalise_advantage: (y_b - V_b - mean) / std over the batch
+ *   A_bk   = A_b, or with click_credit A_b + (y_bk - mean_{k valid} y_bk) (each slot's own click
+ *            against the slate's click rate: the per-slot part of the slate's reward)
+ *   pg     = mean_b mean_{k valid} rho_bk A_bk sum_l -log pi_l[z_l(a_bk)]
  *            (slots with item 0 are not valid; rho_bk = 1 unless the off-policy correction is on:
  *            min(1, exp(sum_l log pi_l[z_l] - sum_l behaviour log-probs)), no gradient)
  *   negent = sum_l mean_b sum_v pi_l log pi_l   (over the V_l real tokens: V_l is the codebook's)
@@ -90,6 +93,7 @@ typedef struct agent_hsrl_loss_config {
   int critic_to_actor;       /* 1: the critic loss also trains the actor through the contexts */
   int off_policy;            /* 1: clipped importance weights on the pg term (needs behaviour_logp) */
   int normalise_advantage;   /* 1: A = (y - V - mean) / std over the batch instead of clip(y - V, -1, 1) */
+  int click_credit;          /* 1: each slot's advantage adds its click's deviation from the slate's click rate */
   float scale[4];
 } agent_hsrl_loss_config;
 
@@ -128,7 +132,7 @@ typedef struct agent_hsrl_net {
   float *dres;                 /* (B, d) */
   float *dlogits, *dpi;        /* (B, v_max) */
   float *dv;                   /* (n_ctx, B) */
-  float *rho;                  /* (B, K) importance weights of the pg term */
+  float *rho;                  /* (B, K) rho_bk A_bk: the pg weight of each slot */
   float *adv;                  /* (B) the advantages A used */
 } agent_hsrl_net;
 
