@@ -616,6 +616,11 @@ typedef struct sample_ctx {
   hsrl_rng *rng;
   int64_t n_taken;
   double total[SIM_SID_MAX_LEVELS]; /* sum of level l's weights exp(lp - lmax) */
+  int64_t n_state_proposals;        /* proposals made for this state so far */
+  int64_t draws_left;               /* draws of this state still to make, the current one included */
+  int table;                        /* 1: this state's leaf table is built (draws use it) */
+  double *cum;                      /* (n_sids) the table: cumulative leaf weights (ws->arena) */
+  double *weight;                   /* (L, V_max) exp(lp - lmax) per level (ws->heap) */
 } sample_ctx;
 
 static int is_taken(const sample_ctx *s, int64_t item) {
@@ -685,17 +690,26 @@ static int64_t draw_uniform(sample_ctx *s, int64_t *leaf) {
   }
 }
 
+/* The first v < n with cdf[v] > target (n when there is none), cdf non-decreasing, n >= 1. The
+ * halving has no data-dependent branch (the comparison selects the half), so the many proposals of
+ * a spread-out distribution do not pay a mispredicted branch per step; the answer is the binary
+ * search's. */
+static int64_t first_above(const double *cdf, int64_t n, double target) {
+  const double *base = cdf;
+  for (int64_t len = n; len > 1;) {
+    const int64_t half = len / 2;
+    base = base[half - 1] <= target ? base + half : base;
+    len -= half;
+  }
+  return (base - cdf) + (*base <= target);
+}
+
 /* Token of level l drawn from the weights exp(lp - lmax) (their CDF is ws->cdf row l). */
 static uint16_t draw_token(sample_ctx *s, int l) {
   const double *cdf = s->c->ws->cdf + (int64_t)l * s->c->ws->vocab_max;
   const int64_t v_l = s->c->idx->vocab[l];
   double target = hsrl_rng_uniform_double(s->rng) * s->total[l];
-  int64_t lo = 0, hi = v_l; /* first v with cdf[v] > target */
-  while (lo < hi) {
-    int64_t mid = lo + (hi - lo) / 2;
-    if (cdf[mid] > target) hi = mid;
-    else lo = mid + 1;
-  }
+  int64_t lo = first_above(cdf, v_l, target), hi;
   if (lo == v_l) { /* target rounded up to the total: the last token with weight */
     lo = 0, hi = v_l - 1;
     while (lo < hi) {
@@ -761,7 +775,90 @@ static int64_t draw_by_sweep(sample_ctx *s, int64_t *leaf) {
   return undrawn_item(s, *leaf, (int64_t)hsrl_rng_below(s->rng, (uint64_t)m_rem));
 }
 
-/* One draw from the restricted product distribution, by rejection from the unrestricted one. */
+/* ---- the leaf table: exact draws when proposals keep missing ----
+ * A distribution spread over many SIDs that no live item has (an untrained policy: about 60
+ * proposals per accepted draw at the ML-1M shapes) makes rejection slow. After
+ * SAMPLE_TABLE_AFTER proposals in a state with at least two draws to go (the table's cost is
+ * shared by the draws; a single draw goes on proposing, then sweeps), the state's remaining draws
+ * come from a table of the
+ * live SIDs' weights instead: leaf j weighs m_j w_j with m_j its bucket size and
+ * w_j = prod_l exp(lp_l[z_l] - lmax_l) (the product in level order), cumulated over the leaves in
+ * the workspace's arena (free while sampling; needs n_sids <= its capacity, else the proposals go
+ * on as before). A draw subtracts w of every drawn or excluded item (the sorted taken list) and
+ * picks the leaf whose cumulative weight passes u Z: leaf j with probability
+ * m_rem(j) w_j / sum_i m_rem(i) w_i, then one of its undrawn items uniformly -- the distribution
+ * the rejection samples (an accepted proposal does not depend on how many were rejected before
+ * it, so switching after any number of them leaves every draw exact). Building costs O(n_sids L)
+ * once per state (a few proposals' worth per draw of a slate), a draw O(log n_sids + drawn). Where
+ * rounding could pick a leaf without undrawn items, or the total is 0 (all live weights
+ * underflow), the draw is made by the exact sweep. */
+#define SAMPLE_TABLE_AFTER 32
+
+/* w of a live item's SID: its level weights multiplied in level order (as in table_build). */
+static double item_weight(const sample_ctx *s, int64_t item) {
+  const decode_ctx *c = s->c;
+  const uint16_t *z = c->idx->tokens + item * c->L;
+  double w = 1.0;
+  for (int l = 0; l < c->L; l++) w *= s->weight[(int64_t)l * c->ws->vocab_max + z[l]];
+  return w;
+}
+
+/* Builds this state's table; 0 when the workspace has no room for it. */
+static int table_build(sample_ctx *s) {
+  const decode_ctx *c = s->c;
+  const sim_sid_index *idx = c->idx;
+  sim_sid_decode_ws *ws = c->ws;
+  const int L = c->L;
+  const int64_t n = idx->n_sids;
+  if (n < 1 || n > ws->arena_cap ||
+      (int64_t)L * ws->vocab_max * (int64_t)sizeof(double) > ws->heap_cap * (int64_t)sizeof(*ws->heap))
+    return 0;
+  s->cum = (double *)(void *)ws->arena;
+  s->weight = (double *)(void *)ws->heap;
+  for (int l = 0; l < L; l++)
+    for (int64_t v = 0; v < idx->vocab[l]; v++)
+      s->weight[(int64_t)l * ws->vocab_max + v] = c->lmax[l] == -HUGE_VAL ? 0.0 : exp((double)c->lp[l][v] - c->lmax[l]);
+  double acc = 0.0;
+  for (int64_t j = 0; j < n; j++) {
+    const uint64_t key = idx->sid_key[j];
+    double w = 1.0;
+    for (int l = 0; l < L; l++) w *= s->weight[(int64_t)l * ws->vocab_max + ((key >> (16 * (L - 1 - l))) & 0xffffu)];
+    acc += (double)(idx->bucket_start[j + 1] - idx->bucket_start[j]) * w;
+    s->cum[j] = acc;
+  }
+  s->table = 1;
+  return 1;
+}
+
+static int64_t draw_by_table(sample_ctx *s, int64_t *leaf) {
+  const sim_sid_decode_taken *tk = s->c->ws->taken;
+  const int64_t n = s->c->idx->n_sids;
+  double z = s->cum[n - 1];
+  for (int64_t t = 0; t < s->n_taken; t++) z -= item_weight(s, tk[t].item);
+  if (!(z > 0.0)) return draw_by_sweep(s, leaf);
+  const double target = hsrl_rng_uniform_double(s->rng) * z;
+  /* leaves [start, end) lie between drawn leaves: their cumulative weight is cum minus `a`, the
+   * weight of the items drawn from earlier leaves */
+  double a = 0.0;
+  int64_t j = -1;
+  for (int64_t start = 0, t = 0;;) {
+    const int64_t end = t < s->n_taken ? tk[t].leaf : n;
+    if (end > start && s->cum[end - 1] > target + a) {
+      j = start + first_above(s->cum + start, end - start, target + a);
+      break;
+    }
+    if (end == n) break;
+    for (; t < s->n_taken && tk[t].leaf == end; t++) a += item_weight(s, tk[t].item);
+    start = end;
+  }
+  const int64_t m_rem = j < 0 ? 0 : s->c->trie->leaf_start[j + 1] - s->c->trie->leaf_start[j] - taken_in_leaf(s, j);
+  if (m_rem <= 0) return draw_by_sweep(s, leaf); /* rounding at a drawn-out leaf or at the end */
+  *leaf = j;
+  return undrawn_item(s, j, (int64_t)hsrl_rng_below(s->rng, (uint64_t)m_rem));
+}
+
+/* One draw from the restricted product distribution, by rejection from the unrestricted one (or
+ * from the leaf table, see above). */
 static int64_t draw_product(sample_ctx *s, int64_t *leaf) {
   decode_ctx *c = s->c;
   const sim_sid_trie *t = c->trie;
@@ -770,6 +867,11 @@ static int64_t draw_product(sample_ctx *s, int64_t *leaf) {
   for (int l = 0; l < c->L; l++) zero_mass |= !(s->total[l] > 0.0);
   const int64_t max_proposals = zero_mass ? 0 : 64 + c->idx->n_sids / 4;
   for (int64_t attempt = 0; attempt < max_proposals; attempt++) {
+    if (s->table || (s->n_state_proposals >= SAMPLE_TABLE_AFTER && s->draws_left >= 2 && table_build(s))) {
+      c->ws->stats.n_table_draws++;
+      return draw_by_table(s, leaf);
+    }
+    s->n_state_proposals++;
     c->ws->stats.n_proposals++;
     int64_t node = 0;
     for (int l = 0; l < c->L && node >= 0; l++) node = sim_sid_trie_child(t, l, node, draw_token(s, l));
@@ -804,11 +906,12 @@ void sim_sid_decode_sample(int32_t *items, double *item_logp, float *tok_logp, c
       }
       s.total[l] = acc;
     }
-    s.n_taken = 0;
+    s.n_taken = 0, s.n_state_proposals = 0, s.table = 0;
     for (int64_t j = 0; j < c.n_excl; j++) take(&s, leaf_of_item(idx, ws->excl[j]), ws->excl[j]);
     const int64_t kk = k < idx->n_live - c.n_excl ? k : idx->n_live - c.n_excl;
     for (int64_t slot = 0; slot < kk; slot++) {
       int64_t leaf = -1, item;
+      s.draws_left = kk - slot;
       if (epsilon > 0.0f && hsrl_rng_uniform_double(rng) < (double)epsilon) item = draw_uniform(&s, &leaf);
       else item = draw_product(&s, &leaf);
       take(&s, leaf, item);

@@ -41,9 +41,13 @@
  *      probability m_rem / M and gives one of its undrawn items uniformly (rejection sampling,
  *      so the accepted item has exactly the distribution above). Renormalising each level over
  *      the valid continuations instead would be cheaper but would sample a different
- *      distribution (it favours items on sparse branches), so it is not done. After
- *      64 + n_sids / 4 rejected proposals (little mass on live SIDs) the draw is made exactly by
- *      a sweep over the trie (O(n_sids L)); stats count proposals and sweeps. A state whose live
+ *      distribution (it favours items on sparse branches), so it is not done. When a state's
+ *      proposals keep missing (32 of them, with at least two draws of the state to go: little
+ *      mass on live SIDs, e.g. an untrained policy), its remaining draws come exactly from a table
+ *      of the live SIDs' cumulative weights (O(n_sids L) once per state, then O(log n_sids + K)
+ *      per draw; in the workspace's arena, so only when n_sids <= capacity). After
+ *      64 + n_sids / 4 rejected proposals of one draw the draw is made exactly by a sweep over
+ *      the trie (O(n_sids L)); stats count proposals, table draws and sweeps. A state whose live
  *      items all have probability 0 draws uniformly. eps-mixing is per draw (for K = 1 it equals
  *      the reference's q <- (1 - eps) q + eps / M).
  *  (c) sim_sid_decode_score / _topk_list / _sample_list: scoring an explicit candidate list per
@@ -65,7 +69,8 @@
  *
  * Memory: nothing is allocated per call. A workspace (sim_sid_decode_ws_init, once) holds the
  * search's arena (capacity children of 8 bytes; default sim_sid_decode_capacity_default(K, L, V)
- * = 8 (K L + 1) V + K) and heap (capacity / 4 + K + 2 entries of 40 bytes), the K-best buffer,
+ * = 8 (K L + 1) V + K) and heap (capacity / 4 + K + 2 entries of 40 bytes), which trie sampling
+ * reuses for its leaf table (n_sids doubles) and level weights (L V_max doubles), the K-best buffer,
  * the per-level CDFs (L V_max doubles) and the drawn set (K entries):
  * sim_sid_decode_ws_bytes(K, L, V_max, capacity) bytes in all (1.1 MB for K = 10, L = 3,
  * V = 256). Its size depends on (K, L, V) only: buckets of any size are walked in place. It serves
@@ -106,6 +111,7 @@ typedef struct sim_sid_decode_stats {
   int64_t n_heap_fallbacks; /* top-K searches finished by branch and bound after a full heap */
   int64_t n_proposals;      /* trie-sampling proposals (accepted + rejected) */
   int64_t n_sweep_draws;    /* trie-sampling draws made by an exact sweep */
+  int64_t n_table_draws;    /* trie-sampling draws made from a state's leaf table */
 } sim_sid_decode_stats;
 
 typedef struct sim_sid_decode_heap_entry sim_sid_decode_heap_entry;

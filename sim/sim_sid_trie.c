@@ -95,15 +95,18 @@ void sim_sid_trie_build(sim_sid_trie *t, const sim_sid_index *idx) {
 
 int64_t sim_sid_trie_child(const sim_sid_trie *t, int depth, int64_t node, uint16_t z) {
   HSRL_CHECK(depth >= 0 && depth < t->n_levels && node >= 0 && node < t->n_nodes[depth]);
-  const uint16_t *tok = t->token[depth];
-  int64_t lo = t->child_start[depth][node], hi = t->child_start[depth][node + 1];
+  const int64_t lo = t->child_start[depth][node], hi = t->child_start[depth][node + 1];
   if (hi - lo == t->vocab[depth]) return z < t->vocab[depth] ? lo + z : -1; /* every token continues */
-  while (lo < hi) { /* first child with token >= z */
-    int64_t mid = lo + (hi - lo) / 2;
-    if (tok[mid] < z) lo = mid + 1;
-    else hi = mid;
+  if (hi == lo) return -1;
+  /* the first child with token >= z (or the last child), by halving without a data-dependent
+   * branch: trie sampling looks up many prefixes that are not there, at unpredictable places */
+  const uint16_t *base = t->token[depth] + lo;
+  for (int64_t len = hi - lo; len > 1;) {
+    const int64_t half = len / 2;
+    base = base[half - 1] < z ? base + half : base;
+    len -= half;
   }
-  return lo < t->child_start[depth][node + 1] && tok[lo] == z ? lo : -1;
+  return *base == z ? lo + (base - (t->token[depth] + lo)) : -1;
 }
 
 int64_t sim_sid_trie_find(const sim_sid_trie *t, const uint16_t *prefix, int len) {

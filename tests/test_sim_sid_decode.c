@@ -501,6 +501,42 @@ static void test_sample_sweep_path(void) {
   world_free(&w);
 }
 
+/* The leaf-table path (sim_sid_decode.h: after 32 rejected proposals a state's remaining draws come
+ * from a table of its live SIDs): most of the mass on SIDs no item has, K = 2, ordered pairs
+ * grouped as (item 5, item 6, any other) x (the same) against P(i, j) = p_i / Z * p_j / (Z - p_i). */
+static void test_sample_table_path_k2(void) {
+  world w;
+  small_world(&w, 1);
+  /* the mass sits on (0,1,1), which no item has; live items get a few per cent of it */
+  float lp0[3] = {0.0f, -4.5f, -4.5f}, lp1[3] = {-6.0f, 0.0f, -1.5f}, lp2[4] = {-4.5f, 0.0f, -4.5f, -3.0f};
+  const float *lp[3] = {lp0, lp1, lp2};
+  sim_sid_decode_ws ws;
+  sim_sid_decode_ws_init(&ws, 2, 3, 4, 0);
+  const int64_t n1 = w.n + 1, n = 200000;
+  int64_t *counts = hsrl_calloc((size_t)(n1 * n1), sizeof(int64_t));
+  double z = 0.0, crit, p[15] = {0};
+  for (int64_t i = 1; i <= w.n; i++) z += (p[i] = item_p(&w, lp, i));
+  sample_counts(counts, &w, lp, 2, 0.0f, 1, n, 8, &ws);
+  TEST_ASSERTF(ws.stats.n_table_draws > n / 10, "%lld table draws in %lld slates: the path is not exercised",
+               (long long)ws.stats.n_table_draws, (long long)n);
+  int64_t obs[9] = {0};
+  double want[9] = {0};
+  for (int64_t i = 1; i <= w.n; i++)
+    for (int64_t j = 1; j <= w.n; j++) {
+      if (i == j) continue;
+      const int ci = i == 5 ? 0 : i == 6 ? 1 : 2, cj = j == 5 ? 0 : j == 6 ? 1 : 2;
+      obs[ci * 3 + cj] += counts[i * n1 + j];
+      want[ci * 3 + cj] += p[i] / z * p[j] / (z - p[i]);
+    }
+  double x2 = chi_square(obs, want, 9, n, &crit);
+  printf("  K = 2 through the leaf table (%lld table draws): chi-square %.1f (0.1%% critical value %.1f)\n",
+         (long long)ws.stats.n_table_draws, x2, crit);
+  TEST_ASSERTF(x2 < crit, "chi-square %.1f >= %.1f", x2, crit);
+  hsrl_free(counts);
+  sim_sid_decode_ws_free(&ws);
+  world_free(&w);
+}
+
 /* Slates are distinct, log-probs are the items' token log-probs, K > catalog pads, and the calls
  * allocate nothing. */
 static void test_sample_slates_and_no_allocation(void) {
@@ -671,6 +707,7 @@ int main(void) {
   TEST_RUN(test_sample_k2_sequential);
   TEST_RUN(test_sample_list_eps);
   TEST_RUN(test_sample_sweep_path);
+  TEST_RUN(test_sample_table_path_k2);
   TEST_RUN(test_sample_slates_and_no_allocation);
   TEST_RUN(test_exclusions);
   return test_summary();

@@ -12,17 +12,23 @@
 
 #include "common/hsrl_check.h"
 
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#define NN_ACT_HOT __attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))
+#else
+#define NN_ACT_HOT
+#endif
+
 #define NN_ACT_BLOCK 16
 
 /* Forward, out != inp (restrict lets the block loop vectorise without alias checks). */
-static void relu_forward_copy(float *restrict out, const float *restrict inp, int64_t n) {
+NN_ACT_HOT static void relu_forward_copy(float *restrict out, const float *restrict inp, int64_t n) {
   int64_t i = 0;
   for (; i + NN_ACT_BLOCK <= n; i += NN_ACT_BLOCK)
     for (int k = 0; k < NN_ACT_BLOCK; k++) out[i + k] = inp[i + k] < 0.0f ? 0.0f : inp[i + k];
   for (; i < n; i++) out[i] = inp[i] < 0.0f ? 0.0f : inp[i];
 }
 
-static void relu_forward_inplace(float *restrict x, int64_t n) {
+NN_ACT_HOT static void relu_forward_inplace(float *restrict x, int64_t n) {
   int64_t i = 0;
   for (; i + NN_ACT_BLOCK <= n; i += NN_ACT_BLOCK)
     for (int k = 0; k < NN_ACT_BLOCK; k++) x[i + k] = x[i + k] < 0.0f ? 0.0f : x[i + k];
@@ -47,7 +53,7 @@ static float relu_pass(float dout, float out) {
   return g;
 }
 
-static void relu_backward_kernel(float *restrict dinp, const float *restrict dout,
+NN_ACT_HOT static void relu_backward_kernel(float *restrict dinp, const float *restrict dout,
                                  const float *restrict out, int64_t n) {
   int64_t i = 0;
   for (; i + NN_ACT_BLOCK <= n; i += NN_ACT_BLOCK)

@@ -17,7 +17,7 @@
  *
  * params, m, v are updated in place; m and v start at zero; `step` counts calls, 1-based (the value
  * after torch's `state['step'] += 1`). Padding between tensors of an nn_params table stays zero
- * (zero grad and zero param give a zero update). No allocation. */
+ * (zero grad and zero param give a zero update). The four arrays must not overlap. No allocation. */
 #ifndef NN_ADAM_H
 #define NN_ADAM_H
 

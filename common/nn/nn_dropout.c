@@ -11,9 +11,12 @@
  * AVX-512 forms) is the 32x32->64 multiply of a round, which GCC does not vectorise from the
  * scalar code at -O2. Several blocks per register and several independent register sets per
  * iteration hide the multiply -> shift -> xor latency; a short tail is computed as one whole
- * group into a buffer. The widest instruction set the machine has is picked at run time
- * (__builtin_cpu_supports; GCC on x86-64), with SSE2 as the x86-64 baseline and the scalar
- * hsrl_philox4x32 elsewhere. Every path gives exactly hsrl_philox4x32's words
+ * group into a buffer. The generators take a LIST of block indices (loaded into the lanes), so
+ * that one run serves a contiguous range (nn_dropout_mask, nn_dropout_words) as well as the
+ * pieces of many short rows (nn_dropout_mask_rows: the causal staircase of an attention mask,
+ * whose keys no query sees are never drawn). The widest instruction set the machine has is
+ * picked at run time (__builtin_cpu_supports; GCC on x86-64), with SSE2 as the x86-64 baseline
+ * and the scalar hsrl_philox4x32 elsewhere. Every path gives exactly hsrl_philox4x32's words
  * (tests/test_nn_kernels.c checks each one through nn_dropout_words). Words are made in chunks
  * into a stack buffer and turned into bytes by a loop GCC vectorises. Apply and backward are
  * branch-free block loops (see nn_activation.c for why the select is written as a bit mask).
@@ -35,338 +38,392 @@
 #define NN_DROPOUT_CHUNK 64         /* Philox blocks per stack buffer (256 words) */
 #define NN_DROPOUT_BLOCK 16         /* elements per vectorised block of apply/backward */
 
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#define NN_DROPOUT_HOT __attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))
+#else
+#define NN_DROPOUT_HOT
+#endif
+
 /* Philox-4x32-10 constants (Salmon et al. 2011), as in hsrl_rng.c. */
 #define PHILOX_M0 0xD2511F53u
 #define PHILOX_M1 0xCD9E8D57u
 #define PHILOX_W0 0x9E3779B9u
 #define PHILOX_W1 0xBB67AE85u
 
-static void philox_blocks_scalar(uint32_t *out, uint64_t block, int64_t n_blocks, const uint32_t key[2]) {
-  for (int64_t b = 0; b < n_blocks; b++) {
-    uint64_t blk = block + (uint64_t)b;
+/* Every generator below computes the Philox blocks whose indices are listed: out[4i..4i+3] are the
+ * words of block blocks[i], i < n. */
+static void philox_list_scalar(uint32_t *out, const uint64_t *blocks, int64_t n, const uint32_t key[2]) {
+  for (int64_t b = 0; b < n; b++) {
+    uint64_t blk = blocks[b];
     uint32_t ctr[4] = {(uint32_t)blk, (uint32_t)(blk >> 32), NN_DROPOUT_TAG0, NN_DROPOUT_TAG1};
     hsrl_philox4x32(out + 4 * b, ctr, key);
   }
 }
 
+/* The last partial group of a vector generator: its indices padded with copies of the last one,
+ * computed whole into a buffer, the words needed copied out. */
+#define PHILOX_TAIL(group_fn, group, out, blocks, b, n, rk0, rk1)                       \
+  do {                                                                                  \
+    uint64_t idx_[group];                                                               \
+    uint32_t tmp_[4 * (group)];                                                         \
+    for (int64_t t_ = 0; t_ < (group); t_++) idx_[t_] = (blocks)[(b) + t_ < (n) ? (b) + t_ : (n) - 1]; \
+    group_fn(tmp_, idx_, rk0, rk1);                                                     \
+    memcpy((out) + 4 * (b), tmp_, (size_t)(4 * ((n) - (b))) * sizeof(uint32_t));        \
+  } while (0)
+
 #ifdef NN_DROPOUT_SSE2
-/* Lane l (64 bits) of c0..c3 holds word 0..3 of block `block + l` in its low 32 bits.
- * _mm_mul_epu32 reads only the low 32 bits of each lane, so the high halves may carry garbage
- * between rounds; the outputs are masked. Several register sets per iteration hide the latency of
- * the multiply -> shift -> xor chain of a round. */
-/* One Philox round on one register set (two blocks); the set's four words live in c0..c3. */
-#define PHILOX_ROUND_SSE2(c0, c1, c2, c3, k0v, k1v)                              \
-  do {                                                                           \
-    __m128i p0_ = _mm_mul_epu32(c0, m0), p1_ = _mm_mul_epu32(c2, m1);            \
-    c0 = _mm_xor_si128(_mm_xor_si128(_mm_srli_epi64(p1_, 32), c1), k0v);         \
-    c2 = _mm_xor_si128(_mm_xor_si128(_mm_srli_epi64(p0_, 32), c3), k1v);         \
-    c1 = p1_;                                                                    \
-    c3 = p0_;                                                                    \
+/* The three vector generators (SSE2, AVX2, AVX-512) run the same code on registers of W = 128,
+ * 256 or 512 bits: lane l (64 bits) of c0..c3 holds word 0..3 of the l-th listed block in its low
+ * 32 bits. _mm_mul_epu32 (and its wider forms) reads only the low 32 bits of each lane, so the
+ * high halves may carry garbage between rounds; the outputs are masked. Several register sets per
+ * iteration hide the latency of the multiply -> shift -> xor chain of a round. The macros below
+ * are written once for the three widths: PHILOX_OP(W, op) names the intrinsic op at width W
+ * (_mm_op, _mm256_op, _mm512_op); each function using them defines m0, m1 (the multipliers),
+ * lo32 (the low-half mask) and t0, t1 (the counter tags) as vectors of its width. */
+#define PHILOX_VEC(W) __m##W##i
+#define PHILOX_OP(W, op) PHILOX_OP_##W(op)
+#define PHILOX_OP_128(op) _mm_##op
+#define PHILOX_OP_256(op) _mm256_##op
+#define PHILOX_OP_512(op) _mm512_##op
+
+/* One Philox round on one register set. */
+#define PHILOX_ROUND(W, c0, c1, c2, c3, k0v, k1v)                                                  \
+  do {                                                                                             \
+    PHILOX_VEC(W) p0_ = PHILOX_OP(W, mul_epu32)(c0, m0), p1_ = PHILOX_OP(W, mul_epu32)(c2, m1);    \
+    c0 = PHILOX_OP(W, xor_si##W)(PHILOX_OP(W, xor_si##W)(PHILOX_OP(W, srli_epi64)(p1_, 32), c1), k0v); \
+    c2 = PHILOX_OP(W, xor_si##W)(PHILOX_OP(W, xor_si##W)(PHILOX_OP(W, srli_epi64)(p0_, 32), c3), k1v); \
+    c1 = p1_;                                                                                      \
+    c3 = p0_;                                                                                      \
   } while (0)
 
-/* Blocks blk, blk+1 into the set c0..c3. */
-#define PHILOX_LOAD_SSE2(c0, c1, c2, c3, blk)                                                  \
-  do {                                                                                         \
-    __m128i b_ = _mm_add_epi64(_mm_set1_epi64x((long long)(blk)), _mm_set_epi64x(1, 0));       \
-    c0 = _mm_and_si128(b_, lo32);                                                              \
-    c1 = _mm_srli_epi64(b_, 32);                                                               \
-    c2 = _mm_set1_epi64x(NN_DROPOUT_TAG0);                                                     \
-    c3 = _mm_set1_epi64x(NN_DROPOUT_TAG1);                                                     \
+/* The blocks list[0..W/64) into the set c0..c3. */
+#define PHILOX_LOAD(W, c0, c1, c2, c3, list)                                                       \
+  do {                                                                                             \
+    PHILOX_VEC(W) b_ = PHILOX_OP(W, loadu_si##W)((const void *)(list));                            \
+    c0 = PHILOX_OP(W, and_si##W)(b_, lo32);                                                        \
+    c1 = PHILOX_OP(W, srli_epi64)(b_, 32);                                                         \
+    c2 = t0;                                                                                       \
+    c3 = t1;                                                                                       \
   } while (0)
 
-/* lane l holds (w0 | w1 << 32) and (w2 | w3 << 32) after packing; unpacking gives each block. */
-#define PHILOX_STORE_SSE2(dst, c0, c1, c2, c3)                                                 \
-  do {                                                                                         \
-    __m128i lo_ = _mm_or_si128(_mm_and_si128(c0, lo32), _mm_slli_epi64(c1, 32));              \
-    __m128i hi_ = _mm_or_si128(_mm_and_si128(c2, lo32), _mm_slli_epi64(c3, 32));              \
-    _mm_storeu_si128((__m128i *)(void *)(dst), _mm_unpacklo_epi64(lo_, hi_));                 \
-    _mm_storeu_si128((__m128i *)(void *)((dst) + 4), _mm_unpackhi_epi64(lo_, hi_));           \
+/* lo = (w0 | w1 << 32), hi = (w2 | w3 << 32) per lane: each block's four words as two lanes,
+ * which the width's store macro interleaves back into block order. */
+#define PHILOX_PACK(W, lo, hi, c0, c1, c2, c3)                                                     \
+  PHILOX_VEC(W) lo = PHILOX_OP(W, or_si##W)(PHILOX_OP(W, and_si##W)(c0, lo32),                     \
+                                            PHILOX_OP(W, slli_epi64)(c1, 32));                     \
+  PHILOX_VEC(W) hi = PHILOX_OP(W, or_si##W)(PHILOX_OP(W, and_si##W)(c2, lo32),                     \
+                                            PHILOX_OP(W, slli_epi64)(c3, 32))
+
+/* The round keys of all 10 rounds, broadcast (set1 is the one intrinsic named differently at
+ * 512 bits). */
+#define PHILOX_KEYS(set1, rk0, rk1, key)                                                           \
+  do {                                                                                             \
+    uint32_t k0_ = (key)[0], k1_ = (key)[1];                                                       \
+    for (int r_ = 0; r_ < 10; r_++, k0_ += PHILOX_W0, k1_ += PHILOX_W1) {                          \
+      rk0[r_] = set1(k0_);                                                                         \
+      rk1[r_] = set1(k1_);                                                                         \
+    }                                                                                              \
   } while (0)
 
-/* 8 blocks (32 words) from block blk into out; four register sets written out so that they stay
- * in registers. */
-static void philox_group_sse2(uint32_t *out, uint64_t blk, const __m128i *rk0, const __m128i *rk1) {
-  const __m128i m0 = _mm_set1_epi64x(PHILOX_M0), m1 = _mm_set1_epi64x(PHILOX_M1);
-  const __m128i lo32 = _mm_set1_epi64x(0xffffffffLL);
-  __m128i a0, a1, a2, a3, b0, b1, b2, b3, c0, c1, c2, c3, d0, d1, d2, d3;
-  PHILOX_LOAD_SSE2(a0, a1, a2, a3, blk);
-  PHILOX_LOAD_SSE2(b0, b1, b2, b3, blk + 2);
-  PHILOX_LOAD_SSE2(c0, c1, c2, c3, blk + 4);
-  PHILOX_LOAD_SSE2(d0, d1, d2, d3, blk + 6);
-  for (int r = 0; r < 10; r++) {
-    const __m128i k0v = rk0[r], k1v = rk1[r];
-    PHILOX_ROUND_SSE2(a0, a1, a2, a3, k0v, k1v);
-    PHILOX_ROUND_SSE2(b0, b1, b2, b3, k0v, k1v);
-    PHILOX_ROUND_SSE2(c0, c1, c2, c3, k0v, k1v);
-    PHILOX_ROUND_SSE2(d0, d1, d2, d3, k0v, k1v);
-  }
-  PHILOX_STORE_SSE2(out, a0, a1, a2, a3);
-  PHILOX_STORE_SSE2(out + 8, b0, b1, b2, b3);
-  PHILOX_STORE_SSE2(out + 16, c0, c1, c2, c3);
-  PHILOX_STORE_SSE2(out + 24, d0, d1, d2, d3);
+/* The vector constants of a generator of width W (set1 as in PHILOX_KEYS). */
+#define PHILOX_CONSTANTS(W, set1)                                                                  \
+  const PHILOX_VEC(W) m0 = set1(PHILOX_M0), m1 = set1(PHILOX_M1);                                  \
+  const PHILOX_VEC(W) lo32 = set1(0xffffffffLL), t0 = set1(NN_DROPOUT_TAG0), t1 = set1(NN_DROPOUT_TAG1)
+
+/* The body of a group function: four register sets (4 W/64 blocks, listed at blk) through the
+ * 10 rounds (unrolled, so that the sets stay in registers) into out, stored by the width's STORE. */
+#define PHILOX_FOUR_SETS(W, STORE, out, blk)                                                       \
+  do {                                                                                             \
+    const int64_t n_ = (W) / 64; /* blocks per register */                                         \
+    PHILOX_VEC(W) a0, a1, a2, a3, b0, b1, b2, b3, c0, c1, c2, c3, d0, d1, d2, d3;                  \
+    PHILOX_LOAD(W, a0, a1, a2, a3, blk);                                                           \
+    PHILOX_LOAD(W, b0, b1, b2, b3, (blk) + n_);                                                    \
+    PHILOX_LOAD(W, c0, c1, c2, c3, (blk) + 2 * n_);                                                \
+    PHILOX_LOAD(W, d0, d1, d2, d3, (blk) + 3 * n_);                                                \
+    _Pragma("GCC unroll 10")                                                                       \
+    for (int r_ = 0; r_ < 10; r_++) {                                                              \
+      const PHILOX_VEC(W) k0v = rk0[r_], k1v = rk1[r_];                                            \
+      PHILOX_ROUND(W, a0, a1, a2, a3, k0v, k1v);                                                   \
+      PHILOX_ROUND(W, b0, b1, b2, b3, k0v, k1v);                                                   \
+      PHILOX_ROUND(W, c0, c1, c2, c3, k0v, k1v);                                                   \
+      PHILOX_ROUND(W, d0, d1, d2, d3, k0v, k1v);                                                   \
+    }                                                                                              \
+    STORE(out, a0, a1, a2, a3);                                                                    \
+    STORE((out) + 4 * n_, b0, b1, b2, b3);                                                         \
+    STORE((out) + 8 * n_, c0, c1, c2, c3);                                                         \
+    STORE((out) + 12 * n_, d0, d1, d2, d3);                                                        \
+  } while (0)
+
+#define PHILOX_STORE_SSE2(dst, c0, c1, c2, c3)                                                     \
+  do {                                                                                             \
+    PHILOX_PACK(128, lo_, hi_, c0, c1, c2, c3);                                                    \
+    _mm_storeu_si128((__m128i *)(void *)(dst), _mm_unpacklo_epi64(lo_, hi_));                     \
+    _mm_storeu_si128((__m128i *)(void *)((dst) + 4), _mm_unpackhi_epi64(lo_, hi_));               \
+  } while (0)
+
+/* The 8 listed blocks (32 words) into out; four register sets written out so that they stay in
+ * registers. */
+static void philox_group_sse2(uint32_t *out, const uint64_t *blk, const __m128i *rk0, const __m128i *rk1) {
+  PHILOX_CONSTANTS(128, _mm_set1_epi64x);
+  PHILOX_FOUR_SETS(128, PHILOX_STORE_SSE2, out, blk);
 }
 
-/* Whole groups of 8 blocks; a last partial group is computed whole into a buffer and the needed
- * words copied (short rows of attention masks would otherwise fall to the scalar code). */
-static void philox_blocks_sse2(uint32_t *out, uint64_t block, int64_t n_blocks, const uint32_t key[2]) {
+/* Whole groups of 8 blocks, then a last partial group (PHILOX_TAIL; short rows of attention masks
+ * would otherwise fall to the scalar code). */
+static void philox_list_sse2(uint32_t *out, const uint64_t *blocks, int64_t n_blocks, const uint32_t key[2]) {
   __m128i rk0[10], rk1[10];
-  uint32_t k0 = key[0], k1 = key[1];
-  for (int r = 0; r < 10; r++, k0 += PHILOX_W0, k1 += PHILOX_W1) {
-    rk0[r] = _mm_set1_epi64x(k0);
-    rk1[r] = _mm_set1_epi64x(k1);
-  }
+  PHILOX_KEYS(_mm_set1_epi64x, rk0, rk1, key);
   int64_t b = 0;
-  for (; b + 8 <= n_blocks; b += 8) philox_group_sse2(out + 4 * b, block + (uint64_t)b, rk0, rk1);
-  if (b < n_blocks) {
-    uint32_t tmp[32];
-    philox_group_sse2(tmp, block + (uint64_t)b, rk0, rk1);
-    memcpy(out + 4 * b, tmp, (size_t)(4 * (n_blocks - b)) * sizeof(uint32_t));
-  }
+  for (; b + 8 <= n_blocks; b += 8) philox_group_sse2(out + 4 * b, blocks + b, rk0, rk1);
+  if (b < n_blocks) PHILOX_TAIL(philox_group_sse2, 8, out, blocks, b, n_blocks, rk0, rk1);
 }
 
 #if defined(__GNUC__) && !defined(__clang__)
 #include <immintrin.h>
 #define NN_DROPOUT_AVX2 1
 
-#define PHILOX_ROUND_AVX2(c0, c1, c2, c3, k0v, k1v)                                   \
-  do {                                                                                \
-    __m256i p0_ = _mm256_mul_epu32(c0, m0), p1_ = _mm256_mul_epu32(c2, m1);           \
-    c0 = _mm256_xor_si256(_mm256_xor_si256(_mm256_srli_epi64(p1_, 32), c1), k0v);     \
-    c2 = _mm256_xor_si256(_mm256_xor_si256(_mm256_srli_epi64(p0_, 32), c3), k1v);     \
-    c1 = p1_;                                                                         \
-    c3 = p0_;                                                                         \
-  } while (0)
-
-#define PHILOX_LOAD_AVX2(c0, c1, c2, c3, blk)                                                \
-  do {                                                                                       \
-    __m256i b_ = _mm256_add_epi64(_mm256_set1_epi64x((long long)(blk)),                      \
-                                  _mm256_set_epi64x(3, 2, 1, 0));                            \
-    c0 = _mm256_and_si256(b_, lo32);                                                         \
-    c1 = _mm256_srli_epi64(b_, 32);                                                          \
-    c2 = _mm256_set1_epi64x(NN_DROPOUT_TAG0);                                                \
-    c3 = _mm256_set1_epi64x(NN_DROPOUT_TAG1);                                                \
-  } while (0)
-
 /* Lanes 0..3 = blocks blk..blk+3; unpack gives blocks (0, 2) and (1, 3) in 128-bit halves. */
-#define PHILOX_STORE_AVX2(dst, c0, c1, c2, c3)                                                 \
-  do {                                                                                         \
-    __m256i lo_ = _mm256_or_si256(_mm256_and_si256(c0, lo32), _mm256_slli_epi64(c1, 32));     \
-    __m256i hi_ = _mm256_or_si256(_mm256_and_si256(c2, lo32), _mm256_slli_epi64(c3, 32));     \
-    __m256i e_ = _mm256_unpacklo_epi64(lo_, hi_), o_ = _mm256_unpackhi_epi64(lo_, hi_);       \
-    _mm256_storeu_si256((__m256i *)(void *)(dst), _mm256_permute2x128_si256(e_, o_, 0x20));   \
+#define PHILOX_STORE_AVX2(dst, c0, c1, c2, c3)                                                     \
+  do {                                                                                             \
+    PHILOX_PACK(256, lo_, hi_, c0, c1, c2, c3);                                                    \
+    __m256i e_ = _mm256_unpacklo_epi64(lo_, hi_), o_ = _mm256_unpackhi_epi64(lo_, hi_);           \
+    _mm256_storeu_si256((__m256i *)(void *)(dst), _mm256_permute2x128_si256(e_, o_, 0x20));       \
     _mm256_storeu_si256((__m256i *)(void *)((dst) + 8), _mm256_permute2x128_si256(e_, o_, 0x31)); \
   } while (0)
 
 /* The SSE2 scheme with four blocks per register, two register sets (8 blocks) per group. */
-__attribute__((target("avx2"))) static void philox_group_avx2(uint32_t *out, uint64_t blk,
+__attribute__((target("avx2"))) static void philox_group_avx2(uint32_t *out, const uint64_t *blk,
                                                               const __m256i *rk0,
                                                               const __m256i *rk1) {
-  const __m256i m0 = _mm256_set1_epi64x(PHILOX_M0), m1 = _mm256_set1_epi64x(PHILOX_M1);
-  const __m256i lo32 = _mm256_set1_epi64x(0xffffffffLL);
+  PHILOX_CONSTANTS(256, _mm256_set1_epi64x);
   __m256i a0, a1, a2, a3, b0, b1, b2, b3;
-  PHILOX_LOAD_AVX2(a0, a1, a2, a3, blk);
-  PHILOX_LOAD_AVX2(b0, b1, b2, b3, blk + 4);
+  PHILOX_LOAD(256, a0, a1, a2, a3, blk);
+  PHILOX_LOAD(256, b0, b1, b2, b3, blk + 4);
   for (int r = 0; r < 10; r++) {
     const __m256i k0v = rk0[r], k1v = rk1[r];
-    PHILOX_ROUND_AVX2(a0, a1, a2, a3, k0v, k1v);
-    PHILOX_ROUND_AVX2(b0, b1, b2, b3, k0v, k1v);
+    PHILOX_ROUND(256, a0, a1, a2, a3, k0v, k1v);
+    PHILOX_ROUND(256, b0, b1, b2, b3, k0v, k1v);
   }
   PHILOX_STORE_AVX2(out, a0, a1, a2, a3);
   PHILOX_STORE_AVX2(out + 16, b0, b1, b2, b3);
 }
 
-__attribute__((target("avx2"))) static void philox_blocks_avx2(uint32_t *out, uint64_t block,
-                                                               int64_t n_blocks, const uint32_t key[2]) {
+__attribute__((target("avx2"))) static void philox_list_avx2(uint32_t *out, const uint64_t *blocks,
+                                                             int64_t n_blocks, const uint32_t key[2]) {
   __m256i rk0[10], rk1[10];
-  uint32_t k0 = key[0], k1 = key[1];
-  for (int r = 0; r < 10; r++, k0 += PHILOX_W0, k1 += PHILOX_W1) {
-    rk0[r] = _mm256_set1_epi64x(k0);
-    rk1[r] = _mm256_set1_epi64x(k1);
-  }
+  PHILOX_KEYS(_mm256_set1_epi64x, rk0, rk1, key);
   int64_t b = 0;
-  for (; b + 8 <= n_blocks; b += 8) philox_group_avx2(out + 4 * b, block + (uint64_t)b, rk0, rk1);
-  if (b < n_blocks) {
-    uint32_t tmp[32];
-    philox_group_avx2(tmp, block + (uint64_t)b, rk0, rk1);
-    memcpy(out + 4 * b, tmp, (size_t)(4 * (n_blocks - b)) * sizeof(uint32_t));
-  }
+  for (; b + 8 <= n_blocks; b += 8) philox_group_avx2(out + 4 * b, blocks + b, rk0, rk1);
+  if (b < n_blocks) PHILOX_TAIL(philox_group_avx2, 8, out, blocks, b, n_blocks, rk0, rk1);
 }
-
-#define PHILOX_ROUND_AVX512(c0, c1, c2, c3, k0v, k1v)                                 \
-  do {                                                                                \
-    __m512i p0_ = _mm512_mul_epu32(c0, m0), p1_ = _mm512_mul_epu32(c2, m1);           \
-    c0 = _mm512_xor_si512(_mm512_xor_si512(_mm512_srli_epi64(p1_, 32), c1), k0v);     \
-    c2 = _mm512_xor_si512(_mm512_xor_si512(_mm512_srli_epi64(p0_, 32), c3), k1v);     \
-    c1 = p1_;                                                                         \
-    c3 = p0_;                                                                         \
-  } while (0)
-
-#define PHILOX_LOAD_AVX512(c0, c1, c2, c3, blk)                                              \
-  do {                                                                                       \
-    __m512i b_ = _mm512_add_epi64(_mm512_set1_epi64((long long)(blk)),                       \
-                                  _mm512_set_epi64(7, 6, 5, 4, 3, 2, 1, 0));                 \
-    c0 = _mm512_and_si512(b_, lo32);                                                         \
-    c1 = _mm512_srli_epi64(b_, 32);                                                          \
-    c2 = _mm512_set1_epi64(NN_DROPOUT_TAG0);                                                 \
-    c3 = _mm512_set1_epi64(NN_DROPOUT_TAG1);                                                 \
-  } while (0)
 
 /* Lanes 0..7 = blocks blk..blk+7; unpack gives even and odd blocks per 128-bit lane, the two
  * permutes put the blocks back in order. */
-#define PHILOX_STORE_AVX512(dst, c0, c1, c2, c3)                                               \
-  do {                                                                                         \
-    __m512i lo_ = _mm512_or_si512(_mm512_and_si512(c0, lo32), _mm512_slli_epi64(c1, 32));     \
-    __m512i hi_ = _mm512_or_si512(_mm512_and_si512(c2, lo32), _mm512_slli_epi64(c3, 32));     \
-    __m512i e_ = _mm512_unpacklo_epi64(lo_, hi_), o_ = _mm512_unpackhi_epi64(lo_, hi_);       \
-    _mm512_storeu_si512((void *)(dst), _mm512_permutex2var_epi64(e_, idx_first, o_));         \
-    _mm512_storeu_si512((void *)((dst) + 16), _mm512_permutex2var_epi64(e_, idx_second, o_)); \
+#define PHILOX_STORE_AVX512(dst, c0, c1, c2, c3)                                                   \
+  do {                                                                                             \
+    PHILOX_PACK(512, lo_, hi_, c0, c1, c2, c3);                                                    \
+    __m512i e_ = _mm512_unpacklo_epi64(lo_, hi_), o_ = _mm512_unpackhi_epi64(lo_, hi_);           \
+    _mm512_storeu_si512((void *)(dst), _mm512_permutex2var_epi64(e_, idx_first, o_));             \
+    _mm512_storeu_si512((void *)((dst) + 16), _mm512_permutex2var_epi64(e_, idx_second, o_));     \
   } while (0)
 
-__attribute__((target("avx512f"))) static void philox_group_avx512(uint32_t *out, uint64_t blk,
+#define PHILOX_PERMUTES_AVX512                                                                     \
+  const __m512i idx_first = _mm512_set_epi64(11, 10, 3, 2, 9, 8, 1, 0);                            \
+  const __m512i idx_second = _mm512_set_epi64(15, 14, 7, 6, 13, 12, 5, 4)
+
+__attribute__((target("avx512f"))) static void philox_group_avx512(uint32_t *out, const uint64_t *blk,
                                                                    const __m512i *rk0,
                                                                    const __m512i *rk1) {
-  const __m512i m0 = _mm512_set1_epi64(PHILOX_M0), m1 = _mm512_set1_epi64(PHILOX_M1);
-  const __m512i lo32 = _mm512_set1_epi64(0xffffffffLL);
-  const __m512i idx_first = _mm512_set_epi64(11, 10, 3, 2, 9, 8, 1, 0);
-  const __m512i idx_second = _mm512_set_epi64(15, 14, 7, 6, 13, 12, 5, 4);
-  __m512i a0, a1, a2, a3, b0, b1, b2, b3;
-  PHILOX_LOAD_AVX512(a0, a1, a2, a3, blk);
-  PHILOX_LOAD_AVX512(b0, b1, b2, b3, blk + 8);
-  for (int r = 0; r < 10; r++) {
-    const __m512i k0v = rk0[r], k1v = rk1[r];
-    PHILOX_ROUND_AVX512(a0, a1, a2, a3, k0v, k1v);
-    PHILOX_ROUND_AVX512(b0, b1, b2, b3, k0v, k1v);
-  }
-  PHILOX_STORE_AVX512(out, a0, a1, a2, a3);
-  PHILOX_STORE_AVX512(out + 32, b0, b1, b2, b3);
+  PHILOX_CONSTANTS(512, _mm512_set1_epi64);
+  PHILOX_PERMUTES_AVX512;
+  PHILOX_FOUR_SETS(512, PHILOX_STORE_AVX512, out, blk);
 }
 
 /* One register set: 8 blocks (32 words), for tails. */
-__attribute__((target("avx512f"))) static void philox_set_avx512(uint32_t *out, uint64_t blk,
+__attribute__((target("avx512f"))) static void philox_set_avx512(uint32_t *out, const uint64_t *blk,
                                                                  const __m512i *rk0,
                                                                  const __m512i *rk1) {
-  const __m512i m0 = _mm512_set1_epi64(PHILOX_M0), m1 = _mm512_set1_epi64(PHILOX_M1);
-  const __m512i lo32 = _mm512_set1_epi64(0xffffffffLL);
-  const __m512i idx_first = _mm512_set_epi64(11, 10, 3, 2, 9, 8, 1, 0);
-  const __m512i idx_second = _mm512_set_epi64(15, 14, 7, 6, 13, 12, 5, 4);
+  PHILOX_CONSTANTS(512, _mm512_set1_epi64);
+  PHILOX_PERMUTES_AVX512;
   __m512i a0, a1, a2, a3;
-  PHILOX_LOAD_AVX512(a0, a1, a2, a3, blk);
-  for (int r = 0; r < 10; r++) PHILOX_ROUND_AVX512(a0, a1, a2, a3, rk0[r], rk1[r]);
+  PHILOX_LOAD(512, a0, a1, a2, a3, blk);
+  for (int r = 0; r < 10; r++) PHILOX_ROUND(512, a0, a1, a2, a3, rk0[r], rk1[r]);
   PHILOX_STORE_AVX512(out, a0, a1, a2, a3);
 }
 
-/* 16 blocks per group; a tail is computed whole (one group, or one register set when it is at
- * most 8 blocks) into a buffer and the words needed copied out. */
-__attribute__((target("avx512f"))) static void philox_blocks_avx512(uint32_t *out, uint64_t block,
-                                                                    int64_t n_blocks,
-                                                                    const uint32_t key[2]) {
+/* 32 blocks (four register sets, enough independent work to cover the multiply latency) per
+ * group, then single sets of 8; a tail is computed whole (one set) into a buffer and the words
+ * needed copied out. */
+__attribute__((target("avx512f"))) static void philox_list_avx512(uint32_t *out,
+                                                                  const uint64_t *blocks,
+                                                                  int64_t n_blocks,
+                                                                  const uint32_t key[2]) {
   __m512i rk0[10], rk1[10];
-  uint32_t k0 = key[0], k1 = key[1];
-  for (int r = 0; r < 10; r++, k0 += PHILOX_W0, k1 += PHILOX_W1) {
-    rk0[r] = _mm512_set1_epi64(k0);
-    rk1[r] = _mm512_set1_epi64(k1);
-  }
+  PHILOX_KEYS(_mm512_set1_epi64, rk0, rk1, key);
   int64_t b = 0;
-  for (; b + 16 <= n_blocks; b += 16) philox_group_avx512(out + 4 * b, block + (uint64_t)b, rk0, rk1);
-  if (b < n_blocks) {
-    uint32_t tmp[64];
-    if (n_blocks - b > 8) philox_group_avx512(tmp, block + (uint64_t)b, rk0, rk1);
-    else philox_set_avx512(tmp, block + (uint64_t)b, rk0, rk1);
-    memcpy(out + 4 * b, tmp, (size_t)(4 * (n_blocks - b)) * sizeof(uint32_t));
-  }
+  for (; b + 32 <= n_blocks; b += 32) philox_group_avx512(out + 4 * b, blocks + b, rk0, rk1);
+  for (; b + 8 <= n_blocks; b += 8) philox_set_avx512(out + 4 * b, blocks + b, rk0, rk1);
+  if (b < n_blocks) PHILOX_TAIL(philox_set_avx512, 8, out, blocks, b, n_blocks, rk0, rk1);
 }
 #endif /* AVX2 and AVX-512 with GCC */
 #endif /* NN_DROPOUT_SSE2 */
 
-/* Blocks [block, block + n_blocks) of the dropout counter space, with the widest instruction set
- * the machine has, capped at max_isa (see nn_dropout_words). */
-static void philox_blocks(uint32_t *out, uint64_t block, int64_t n_blocks, const uint32_t key[2],
-                          int max_isa) {
+/* The listed blocks of the dropout counter space, with the widest instruction set the machine
+ * has, capped at max_isa (see nn_dropout_words). */
+static void philox_list(uint32_t *out, const uint64_t *blocks, int64_t n_blocks, const uint32_t key[2],
+                        int max_isa) {
 #ifdef NN_DROPOUT_AVX2
   if (max_isa >= NN_DROPOUT_ISA_AVX512 && __builtin_cpu_supports("avx512f")) {
-    philox_blocks_avx512(out, block, n_blocks, key);
+    philox_list_avx512(out, blocks, n_blocks, key);
     return;
   }
   if (max_isa >= NN_DROPOUT_ISA_AVX2 && __builtin_cpu_supports("avx2")) {
-    philox_blocks_avx2(out, block, n_blocks, key);
+    philox_list_avx2(out, blocks, n_blocks, key);
     return;
   }
 #endif
 #ifdef NN_DROPOUT_SSE2
   if (max_isa >= NN_DROPOUT_ISA_SSE2) {
-    philox_blocks_sse2(out, block, n_blocks, key);
+    philox_list_sse2(out, blocks, n_blocks, key);
     return;
   }
 #endif
-  philox_blocks_scalar(out, block, n_blocks, key);
+  philox_list_scalar(out, blocks, n_blocks, key);
 }
+
+/* Runs of counters [c, c + len) become words in a buffer, in chunks of NN_DROPOUT_CHUNK blocks. */
+typedef struct run_chunk {
+  uint64_t list[NN_DROPOUT_CHUNK];
+  uint32_t words[4 * NN_DROPOUT_CHUNK];
+  int64_t n_blocks;
+} run_chunk;
+
+/* The elements of the run starting at counter c that fit in one chunk (at most
+ * 4 NN_DROPOUT_CHUNK - 3): appends their blocks to the chunk's list (the caller checks the room)
+ * and returns the position of the first element's word in the chunk's words. */
+static int64_t run_append(run_chunk *ch, uint64_t c, int64_t take) {
+  const int64_t skip = (int64_t)(c % 4), need = (skip + take + 3) / 4;
+  const int64_t pos = 4 * ch->n_blocks + skip;
+  for (int64_t b = 0; b < need; b++) ch->list[ch->n_blocks + b] = c / 4 + (uint64_t)b;
+  ch->n_blocks += need;
+  return pos;
+}
+
+static int64_t run_blocks(uint64_t c, int64_t take) { return ((int64_t)(c % 4) + take + 3) / 4; }
 
 void nn_dropout_words(uint32_t *words, int64_t n, uint64_t key, uint64_t offset, int max_isa) {
   HSRL_CHECK(n >= 0);
   const uint32_t k[2] = {(uint32_t)key, (uint32_t)(key >> 32)};
-  uint32_t buf[4 * NN_DROPOUT_CHUNK];
+  run_chunk ch;
   for (int64_t i = 0; i < n;) {
-    uint64_t c = offset + (uint64_t)i;
-    int64_t skip = (int64_t)(c % 4); /* words of the first block before element i */
-    int64_t take = n - i < 4 * NN_DROPOUT_CHUNK - skip ? n - i : 4 * NN_DROPOUT_CHUNK - skip;
-    philox_blocks(buf, c / 4, (skip + take + 3) / 4, k, max_isa);
-    memcpy(words + i, buf + skip, (size_t)take * sizeof(uint32_t));
+    const uint64_t c = offset + (uint64_t)i;
+    const int64_t take = n - i < 4 * NN_DROPOUT_CHUNK - 3 ? n - i : 4 * NN_DROPOUT_CHUNK - 3;
+    ch.n_blocks = 0;
+    const int64_t pos = run_append(&ch, c, take);
+    philox_list(ch.words, ch.list, ch.n_blocks, k, max_isa);
+    memcpy(words + i, ch.words + pos, (size_t)take * sizeof(uint32_t));
     i += take;
   }
 }
 
-static void words_to_keep(uint8_t *restrict mask, const uint32_t *restrict words, int64_t n,
+/* mask[i] = words[i] >= threshold in vector blocks; the last block overlaps the one before it
+ * (rewriting some bytes with the same values) instead of running a scalar tail, which short rows
+ * of attention masks would otherwise mostly be. */
+NN_DROPOUT_HOT static void words_to_keep(uint8_t *restrict mask, const uint32_t *restrict words, int64_t n,
                           uint32_t threshold) {
-  int64_t i = 0;
-  for (; i + NN_DROPOUT_BLOCK <= n; i += NN_DROPOUT_BLOCK)
-    for (int k = 0; k < NN_DROPOUT_BLOCK; k++) mask[i + k] = (uint8_t)(words[i + k] >= threshold);
-  for (; i < n; i++) mask[i] = (uint8_t)(words[i] >= threshold);
+  if (n >= NN_DROPOUT_BLOCK) {
+    for (int64_t i = 0;; i += NN_DROPOUT_BLOCK) {
+      if (i + NN_DROPOUT_BLOCK > n) i = n - NN_DROPOUT_BLOCK;
+      for (int k = 0; k < NN_DROPOUT_BLOCK; k++) mask[i + k] = (uint8_t)(words[i + k] >= threshold);
+      if (i + NN_DROPOUT_BLOCK == n) return;
+    }
+  }
+  if (n >= NN_DROPOUT_BLOCK / 2) {
+    for (int64_t i = 0;; i += NN_DROPOUT_BLOCK / 2) {
+      if (i + NN_DROPOUT_BLOCK / 2 > n) i = n - NN_DROPOUT_BLOCK / 2;
+      for (int k = 0; k < NN_DROPOUT_BLOCK / 2; k++) mask[i + k] = (uint8_t)(words[i + k] >= threshold);
+      if (i + NN_DROPOUT_BLOCK / 2 == n) return;
+    }
+  }
+  for (int64_t i = 0; i < n; i++) mask[i] = (uint8_t)(words[i] >= threshold);
 }
 
-void nn_dropout_mask(uint8_t *mask, int64_t n, float p, uint64_t key, uint64_t offset) {
-  HSRL_CHECKF(p >= 0.0f && p < 1.0f, "dropout p = %g", (double)p);
-  HSRL_CHECK(n >= 0);
-  if (p == 0.0f) {
-    memset(mask, 1, (size_t)n);
-    return;
-  }
+static uint32_t keep_threshold(float p) {
   /* p < 1, so p * 2^32 < 2^32 fits the word range. */
-  uint32_t threshold = (uint32_t)((double)p * 4294967296.0);
+  return (uint32_t)((double)p * 4294967296.0);
+}
+
+
+/* Rows of different lengths share the chunks: a row's pieces are listed until the chunk is full
+ * (or holds NN_DROPOUT_SEGS pieces), then the chunk is drawn and its pieces turned into bytes. */
+#define NN_DROPOUT_SEGS 64
+
+typedef struct run_piece {
+  uint8_t *dst;
+  int64_t pos, len;
+} run_piece;
+
+static void rows_flush(run_chunk *ch, run_piece *pieces, int *n_pieces, const uint32_t k[2],
+                       uint32_t threshold) {
+  if (ch->n_blocks > 0) philox_list(ch->words, ch->list, ch->n_blocks, k, NN_DROPOUT_ISA_BEST);
+  for (int t = 0; t < *n_pieces; t++)
+    words_to_keep(pieces[t].dst, ch->words + pieces[t].pos, pieces[t].len, threshold);
+  ch->n_blocks = 0;
+  *n_pieces = 0;
+}
+
+void nn_dropout_mask_rows(uint8_t *mask, int64_t ld, int64_t n_rows, int64_t len0, int64_t step,
+                          int64_t max_len, float p, uint64_t key, uint64_t offset) {
+  HSRL_CHECKF(p >= 0.0f && p < 1.0f, "dropout p = %g", (double)p);
+  HSRL_CHECK(n_rows >= 0 && ld >= 0 && max_len <= ld);
+  const uint32_t threshold = keep_threshold(p);
   const uint32_t k[2] = {(uint32_t)key, (uint32_t)(key >> 32)};
-  uint32_t words[4 * NN_DROPOUT_CHUNK];
-  for (int64_t i = 0; i < n;) {
-    uint64_t c = offset + (uint64_t)i;
-    int64_t skip = (int64_t)(c % 4); /* words of the first block before element i */
-    int64_t take = n - i < 4 * NN_DROPOUT_CHUNK - skip ? n - i : 4 * NN_DROPOUT_CHUNK - skip;
-    philox_blocks(words, c / 4, (skip + take + 3) / 4, k, NN_DROPOUT_ISA_BEST);
-    words_to_keep(mask + i, words + skip, take, threshold);
-    i += take;
+  run_chunk ch;
+  run_piece pieces[NN_DROPOUT_SEGS];
+  int n_pieces = 0;
+  ch.n_blocks = 0;
+  for (int64_t r = 0; r < n_rows; r++) {
+    int64_t len = len0 + r * step;
+    len = len < 0 ? 0 : (len > max_len ? max_len : len);
+    if (p == 0.0f) {
+      memset(mask + r * ld, 1, (size_t)len);
+      continue;
+    }
+    for (int64_t j = 0; j < len;) {
+      const uint64_t c = offset + (uint64_t)(r * ld + j);
+      const int64_t take = len - j < 4 * NN_DROPOUT_CHUNK - 3 ? len - j : 4 * NN_DROPOUT_CHUNK - 3;
+      if (ch.n_blocks + run_blocks(c, take) > NN_DROPOUT_CHUNK || n_pieces == NN_DROPOUT_SEGS)
+        rows_flush(&ch, pieces, &n_pieces, k, threshold);
+      pieces[n_pieces].dst = mask + r * ld + j;
+      pieces[n_pieces].len = take;
+      pieces[n_pieces].pos = run_append(&ch, c, take);
+      n_pieces++;
+      j += take;
+    }
   }
+  if (p > 0.0f) rows_flush(&ch, pieces, &n_pieces, k, threshold);
 }
 
-/* x where keep != 0, +0.0f elsewhere, without a branch. */
-static float keep_or_zero(float x, uint8_t keep) {
-  uint32_t u;
-  memcpy(&u, &x, sizeof u);
-  u &= 0u - (uint32_t)keep;
-  memcpy(&x, &u, sizeof x);
-  return x;
+/* One row of length n: the same words, in the same chunks of runs. */
+void nn_dropout_mask(uint8_t *mask, int64_t n, float p, uint64_t key, uint64_t offset) {
+  HSRL_CHECK(n >= 0);
+  nn_dropout_mask_rows(mask, n, 1, n, 0, n, p, key, offset);
 }
 
-static void apply_copy(float *restrict out, const float *restrict inp, const uint8_t *restrict mask,
+NN_DROPOUT_HOT static void apply_copy(float *restrict out, const float *restrict inp, const uint8_t *restrict mask,
                        int64_t n, float scale) {
   int64_t i = 0;
   for (; i + NN_DROPOUT_BLOCK <= n; i += NN_DROPOUT_BLOCK)
     for (int k = 0; k < NN_DROPOUT_BLOCK; k++)
-      out[i + k] = keep_or_zero(inp[i + k] * scale, mask[i + k] != 0);
+      out[i + k] = nn_dropout_keep_or_zero(inp[i + k] * scale, mask[i + k] != 0);
   for (; i < n; i++) out[i] = mask[i] ? inp[i] * scale : 0.0f;
 }
 
-static void apply_inplace(float *restrict x, const uint8_t *restrict mask, int64_t n, float scale) {
+NN_DROPOUT_HOT static void apply_inplace(float *restrict x, const uint8_t *restrict mask, int64_t n, float scale) {
   int64_t i = 0;
   for (; i + NN_DROPOUT_BLOCK <= n; i += NN_DROPOUT_BLOCK)
     for (int k = 0; k < NN_DROPOUT_BLOCK; k++)
-      x[i + k] = keep_or_zero(x[i + k] * scale, mask[i + k] != 0);
+      x[i + k] = nn_dropout_keep_or_zero(x[i + k] * scale, mask[i + k] != 0);
   for (; i < n; i++) x[i] = mask[i] ? x[i] * scale : 0.0f;
 }
 
@@ -388,12 +445,12 @@ void nn_dropout_forward(float *out, uint8_t *mask, const float *inp, int64_t n, 
   nn_dropout_apply(out, inp, mask, n, p);
 }
 
-static void backward_kernel(float *restrict dinp, const float *restrict dout,
+NN_DROPOUT_HOT static void backward_kernel(float *restrict dinp, const float *restrict dout,
                             const uint8_t *restrict mask, int64_t n, float scale) {
   int64_t i = 0;
   for (; i + NN_DROPOUT_BLOCK <= n; i += NN_DROPOUT_BLOCK)
     for (int k = 0; k < NN_DROPOUT_BLOCK; k++)
-      dinp[i + k] += keep_or_zero(dout[i + k] * scale, mask[i + k] != 0);
+      dinp[i + k] += nn_dropout_keep_or_zero(dout[i + k] * scale, mask[i + k] != 0);
   for (; i < n; i++)
     if (mask[i]) dinp[i] += dout[i] * scale;
 }

@@ -10,6 +10,7 @@
 #define NN_DROPOUT_H
 
 #include <stdint.h>
+#include <string.h>
 
 void nn_dropout_mask(uint8_t *mask /* (n) */, int64_t n, float p, uint64_t key, uint64_t offset);
 void nn_dropout_apply(float *out /* (n) */, const float *inp /* (n) */, const uint8_t *mask /* (n) */,
@@ -19,6 +20,14 @@ void nn_dropout_forward(float *out /* (n) */, uint8_t *mask /* (n) */, const flo
 void nn_dropout_backward(float *dinp /* (n) */, const float *dout /* (n) */,
                          const uint8_t *mask /* (n) */, int64_t n, float p);
 
+/* The leading parts of the rows of an (n_rows, ld) mask, as nn_dropout_mask draws them for the
+ * whole matrix: row r gets mask[r*ld + j] (counter offset + r*ld + j) for
+ * j < min(len0 + r*step, max_len) (0 if negative), max_len <= ld; the rest is not written. With
+ * step = 1 this is a causal attention mask's lower staircase, drawn without the words of the
+ * keys no query sees. Same result as one nn_dropout_mask call per row, fewer calls. */
+void nn_dropout_mask_rows(uint8_t *mask /* (n_rows, ld) */, int64_t ld, int64_t n_rows, int64_t len0,
+                          int64_t step, int64_t max_len, float p, uint64_t key, uint64_t offset);
+
 /* The raw Philox words behind the masks: words[i] is word (offset+i) % 4 of block (offset+i) / 4
  * under key (element i is kept when words[i] >= p * 2^32). The blocks are computed with vector
  * instructions when the machine has them; max_isa caps the instruction set (NN_DROPOUT_ISA_*,
@@ -27,5 +36,17 @@ void nn_dropout_backward(float *dinp /* (n) */, const float *dout /* (n) */,
 enum { NN_DROPOUT_ISA_C = 0, NN_DROPOUT_ISA_SSE2 = 1, NN_DROPOUT_ISA_AVX2 = 2, NN_DROPOUT_ISA_AVX512 = 3,
        NN_DROPOUT_ISA_BEST = 3 };
 void nn_dropout_words(uint32_t *words /* (n) */, int64_t n, uint64_t key, uint64_t offset, int max_isa);
+
+/* x where keep is 1, +0.0f where it is 0, without a branch: the select of the vectorised dropout
+ * loops here and in the layers that fuse dropout into other passes (GCC keeps a float
+ * "keep ? x : 0" as a branch under the default -ftrapping-math, and a branch stops the
+ * vectoriser). keep must be 0 or 1. */
+static inline float nn_dropout_keep_or_zero(float x, uint8_t keep) {
+  uint32_t u;
+  memcpy(&u, &x, sizeof u);
+  u &= 0u - (uint32_t)keep;
+  memcpy(&x, &u, sizeof x);
+  return x;
+}
 
 #endif

@@ -19,7 +19,7 @@
 #define NN_LN_BLOCK 8
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-#define NN_LN_HOT __attribute__((target_clones("avx2", "default")))
+#define NN_LN_HOT __attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))
 #else
 #define NN_LN_HOT
 #endif
@@ -130,7 +130,8 @@ NN_LN_HOT static void layernorm_backward_dx(float *restrict dinp, float *restric
                                             float *restrict dbeta, const float *restrict dout,
                                             const float *restrict inp, const float *restrict mean,
                                             const float *restrict rstd,
-                                            const float *restrict gamma, int64_t n, int64_t d) {
+                                            const float *restrict gamma, int64_t n, int64_t d,
+                                            int set) {
   const double inv_d = 1.0 / (double)d;
   for (int64_t i0 = 0; i0 < n; i0 += NN_LN_ROWS) {
     const int nb = (int)(n - i0 < NN_LN_ROWS ? n - i0 : NN_LN_ROWS);
@@ -145,6 +146,8 @@ NN_LN_HOT static void layernorm_backward_dx(float *restrict dinp, float *restric
       const float m = mean[i], r = rstd[i];
       const float mg = (float)(sg[k] * inv_d), mgx = (float)(sgx[k] * inv_d);
       float *dx = dinp + i * d;
+      if (set) /* what "+=" into a zeroed buffer gives, +0 + v (so a -0 becomes +0 as there) */
+        for (int64_t j = 0; j < d; j++) dx[j] = 0.0f;
       int64_t j = 0;
       if (dgamma) {
         for (; j + NN_LN_BLOCK <= d; j += NN_LN_BLOCK)
@@ -200,7 +203,7 @@ void nn_layernorm_backward(float *dinp, float *dgamma, float *dbeta, const float
                            const float *gamma, int64_t n, int64_t d) {
   HSRL_CHECK(n >= 0 && d > 0);
   if (dinp && dinp != dout && dgamma && dbeta) { /* the common case: one pass */
-    layernorm_backward_dx(dinp, dgamma, dbeta, dout, inp, mean, rstd, gamma, n, d);
+    layernorm_backward_dx(dinp, dgamma, dbeta, dout, inp, mean, rstd, gamma, n, d, 0);
     return;
   }
   if (dgamma && dbeta) {
@@ -215,7 +218,7 @@ void nn_layernorm_backward(float *dinp, float *dgamma, float *dbeta, const float
   }
   if (!dinp) return;
   if (dinp != dout) {
-    layernorm_backward_dx(dinp, NULL, NULL, dout, inp, mean, rstd, gamma, n, d);
+    layernorm_backward_dx(dinp, NULL, NULL, dout, inp, mean, rstd, gamma, n, d, 0);
     return;
   }
   /* In place (dinp == dout): the restrict kernel does not apply; each row reads dout first. */
@@ -234,4 +237,12 @@ void nn_layernorm_backward(float *dinp, float *dgamma, float *dbeta, const float
       dinp[i * d + j] += r * (dinp[i * d + j] * gamma[j] - mg - xhat * mgx);
     }
   }
+}
+
+void nn_layernorm_backward_set(float *dinp, float *dgamma, float *dbeta, const float *dout,
+                               const float *inp, const float *mean, const float *rstd,
+                               const float *gamma, int64_t n, int64_t d) {
+  HSRL_CHECK(n >= 0 && d > 0);
+  HSRL_CHECK(dinp != NULL && dinp != dout && (dgamma == NULL) == (dbeta == NULL));
+  layernorm_backward_dx(dinp, dgamma, dbeta, dout, inp, mean, rstd, gamma, n, d, 1);
 }

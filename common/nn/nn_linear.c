@@ -6,6 +6,7 @@
  * cost as much as the products at the policy's shapes). */
 #include "common/nn/nn_linear.h"
 
+#include <string.h>
 
 #include "common/hsrl_check.h"
 #include "common/nn/nn_gemm.h"
@@ -14,19 +15,42 @@
 #define NN_LIN_BLOCK 8
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-#define NN_LIN_HOT __attribute__((target_clones("avx2", "default")))
+#define NN_LIN_HOT __attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))
 #else
 #define NN_LIN_HOT
 #endif
 
-/* out[i][0..m) = b for every row i: block copies (a memcpy call per short row cost more). */
+/* out[i][0..m) = b for every row i. This pass is where the product's output lines are first
+ * written (and fetched from memory), so it should only store: with GCC and m a multiple of 16 up
+ * to 256 the bias row is held in vector registers and stored row after row (per-row loops became
+ * one short memcpy call per row, and copies of the rows filled so far read as much as they
+ * write); otherwise the first row, then copies of the rows filled so far, doubling. */
+#ifdef __GNUC__
+typedef float nn_lin_v16 __attribute__((vector_size(64)));
+
+NN_LIN_HOT static void fill_rows_vec(float *restrict out, const float *restrict b, int64_t n,
+                                     int64_t m) {
+  nn_lin_v16 v[16];
+  const int64_t nv = m / 16;
+  for (int64_t k = 0; k < nv; k++) memcpy(&v[k], b + 16 * k, sizeof v[k]);
+  for (int64_t i = 0; i < n; i++)
+    for (int64_t k = 0; k < nv; k++) memcpy(out + i * m + 16 * k, &v[k], sizeof v[k]);
+}
+#endif
+
 static void fill_rows(float *restrict out, const float *restrict b, int64_t n, int64_t m) {
-  for (int64_t i = 0; i < n; i++) {
-    float *o = out + i * m;
-    int64_t j = 0;
-    for (; j + NN_LIN_BLOCK <= m; j += NN_LIN_BLOCK)
-      for (int k = 0; k < NN_LIN_BLOCK; k++) o[j + k] = b[j + k];
-    for (; j < m; j++) o[j] = b[j];
+  if (n <= 0) return;
+#ifdef __GNUC__
+  if (m % 16 == 0 && m <= 256) {
+    fill_rows_vec(out, b, n, m);
+    return;
+  }
+#endif
+  for (int64_t j = 0; j < m; j++) out[j] = b[j];
+  for (int64_t done = 1; done < n;) {
+    const int64_t k = done < n - done ? done : n - done;
+    memcpy(out + done * m, out, (size_t)(k * m) * sizeof(float));
+    done += k;
   }
 }
 

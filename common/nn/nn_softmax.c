@@ -72,6 +72,34 @@ static NN_SM_INLINE double row_exp_sum(const float *restrict x, int64_t v, doubl
   return s;
 }
 
+/* sum_j a[j] b[j] and sum_j a[j] in double, in NN_SM_BLOCK lanes folded in order, then the tail. */
+static NN_SM_INLINE double row_dot(const float *restrict a, const float *restrict b, int64_t v) {
+  double acc[NN_SM_BLOCK] = {0};
+  int64_t j = 0;
+  for (; j + NN_SM_BLOCK <= v; j += NN_SM_BLOCK)
+    for (int k = 0; k < NN_SM_BLOCK; k++) acc[k] += (double)a[j + k] * (double)b[j + k];
+  double s = 0.0;
+  for (int k = 0; k < NN_SM_BLOCK; k++) s += acc[k];
+  for (; j < v; j++) s += (double)a[j] * (double)b[j];
+  return s;
+}
+
+static NN_SM_INLINE double row_sum(const float *restrict a, int64_t v) {
+  double acc[NN_SM_BLOCK] = {0};
+  int64_t j = 0;
+  for (; j + NN_SM_BLOCK <= v; j += NN_SM_BLOCK)
+    for (int k = 0; k < NN_SM_BLOCK; k++) acc[k] += (double)a[j + k];
+  double s = 0.0;
+  for (int k = 0; k < NN_SM_BLOCK; k++) s += acc[k];
+  for (; j < v; j++) s += (double)a[j];
+  return s;
+}
+
+static void check_args(int64_t n, int64_t v, float temperature) {
+  HSRL_CHECK(n >= 0 && v > 0);
+  HSRL_CHECKF(temperature > 0.0f, "temperature %g", (double)temperature);
+}
+
 /* out may alias inp (the header allows it): the row kernels with restrict pointers serve the
  * distinct case, plain loops the in-place one. */
 NN_SM_HOT static void softmax_rows(float *out, const float *inp, int64_t n, int64_t v, double inv_t) {
@@ -99,8 +127,7 @@ NN_SM_HOT static void softmax_rows(float *out, const float *inp, int64_t n, int6
 }
 
 void nn_softmax_forward(float *out, const float *inp, int64_t n, int64_t v, float temperature) {
-  HSRL_CHECK(n >= 0 && v > 0);
-  HSRL_CHECKF(temperature > 0.0f, "temperature %g", (double)temperature);
+  check_args(n, v, temperature);
   softmax_rows(out, inp, n, v, 1.0 / (double)temperature);
 }
 
@@ -109,16 +136,10 @@ NN_SM_HOT static void softmax_backward_rows(float *restrict dinp, const float *r
                                             float inv_t) {
   for (int64_t i = 0; i < n; i++) {
     const float *y = out + i * v, *dy = dout + i * v;
-    double acc[NN_SM_BLOCK] = {0};
+    const float sf = (float)row_dot(dy, y, v);
+    float *dx = dinp + i * v;
     int64_t j = 0;
     for (; j + NN_SM_BLOCK <= v; j += NN_SM_BLOCK)
-      for (int k = 0; k < NN_SM_BLOCK; k++) acc[k] += (double)dy[j + k] * (double)y[j + k];
-    double s = 0.0;
-    for (int k = 0; k < NN_SM_BLOCK; k++) s += acc[k];
-    for (; j < v; j++) s += (double)dy[j] * (double)y[j];
-    const float sf = (float)s;
-    float *dx = dinp + i * v;
-    for (j = 0; j + NN_SM_BLOCK <= v; j += NN_SM_BLOCK)
       for (int k = 0; k < NN_SM_BLOCK; k++) dx[j + k] += inv_t * y[j + k] * (dy[j + k] - sf);
     for (; j < v; j++) dx[j] += inv_t * y[j] * (dy[j] - sf);
   }
@@ -126,8 +147,7 @@ NN_SM_HOT static void softmax_backward_rows(float *restrict dinp, const float *r
 
 void nn_softmax_backward(float *dinp, const float *dout, const float *out, int64_t n, int64_t v,
                          float temperature) {
-  HSRL_CHECK(n >= 0 && v > 0);
-  HSRL_CHECKF(temperature > 0.0f, "temperature %g", (double)temperature);
+  check_args(n, v, temperature);
   float inv_t = 1.0f / temperature;
   if (dinp == dout) { /* in place: the restrict kernel does not apply */
     for (int64_t i = 0; i < n; i++) {
@@ -169,8 +189,7 @@ NN_SM_HOT static void log_softmax_rows(float *out, const float *inp, int64_t n, 
 }
 
 void nn_log_softmax_forward(float *out, const float *inp, int64_t n, int64_t v, float temperature) {
-  HSRL_CHECK(n >= 0 && v > 0);
-  HSRL_CHECKF(temperature > 0.0f, "temperature %g", (double)temperature);
+  check_args(n, v, temperature);
   log_softmax_rows(out, inp, n, v, 1.0 / (double)temperature);
 }
 
@@ -179,15 +198,10 @@ NN_SM_HOT static void log_softmax_backward_rows(float *restrict dinp, const floa
                                                 float inv_t) {
   for (int64_t i = 0; i < n; i++) {
     const float *y = out + i * v, *dy = dout + i * v;
-    double acc[NN_SM_BLOCK] = {0};
+    const double s = row_sum(dy, v);
+    float *dx = dinp + i * v;
     int64_t j = 0;
     for (; j + NN_SM_BLOCK <= v; j += NN_SM_BLOCK)
-      for (int k = 0; k < NN_SM_BLOCK; k++) acc[k] += (double)dy[j + k];
-    double s = 0.0;
-    for (int k = 0; k < NN_SM_BLOCK; k++) s += acc[k];
-    for (; j < v; j++) s += (double)dy[j];
-    float *dx = dinp + i * v;
-    for (j = 0; j + NN_SM_BLOCK <= v; j += NN_SM_BLOCK)
       for (int k = 0; k < NN_SM_BLOCK; k++)
         dx[j + k] += (float)((double)inv_t *
                              ((double)dy[j + k] - (double)nn_exp_nonpos(y[j + k]) * s));
@@ -198,8 +212,7 @@ NN_SM_HOT static void log_softmax_backward_rows(float *restrict dinp, const floa
 
 void nn_log_softmax_backward(float *dinp, const float *dout, const float *out, int64_t n, int64_t v,
                              float temperature) {
-  HSRL_CHECK(n >= 0 && v > 0);
-  HSRL_CHECKF(temperature > 0.0f, "temperature %g", (double)temperature);
+  check_args(n, v, temperature);
   float inv_t = 1.0f / temperature;
   if (dinp == dout) { /* in place: the restrict kernel does not apply */
     for (int64_t i = 0; i < n; i++) {

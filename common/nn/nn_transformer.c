@@ -11,6 +11,9 @@
  * Dropout sites use keys derived from the layer key: 0 attention weights, 1 after attention,
  * 2 after the ReLU, 3 after the FFN.
  *
+ * Packed rows (see nn_transformer.h) change only which rows exist: per batch row the query rows
+ * are its last min(n_q, n_b) kept rows, gathered and scattered per batch row.
+ *
  * Speed: the elementwise steps are fused into single passes (dropout + residual; ReLU + dropout,
  * writing h and hd together; the backward needs only hd, since hd > 0 exactly where h > 0 and
  * the element was kept, the scale 1/(1-p) being >= 1; h serves a backward told p = 0, which
@@ -168,28 +171,54 @@ int64_t nn_transformer_scratch_floats(const nn_transformer_shape *s) {
   return 5 * round16(n * E) + round16(n * F) + round16(nn_mha_scratch_floats(&ms));
 }
 
-/* Dropout masks of the rows [T - n_q, T) of a (B, T, width) tensor, indexed by absolute row. */
-static void rows_mask(uint8_t *mask, const nn_transformer_shape *s, int64_t width, float p,
-                      uint64_t key, uint64_t offset) {
+/* Which rows a call computes. Dense: every batch row has its T input rows and its last n_q query
+ * rows. Packed (rows != NULL, nn_transformer_forward_packed): batch row b has its last
+ * n_b = rows[b+1] - rows[b] input rows, at rows[b].. of x, and its last min(n_q, n_b) query rows,
+ * one batch row after the other. */
+static int64_t x_row0(const int64_t *rows, int64_t b, int64_t T) { return rows ? rows[b] : b * T; }
+static int64_t x_rows(const int64_t *rows, int64_t b, int64_t T) { return rows ? rows[b + 1] - rows[b] : T; }
+static int64_t q_rows(const int64_t *rows, int64_t b, const nn_transformer_shape *s) {
+  const int64_t n_b = x_rows(rows, b, s->T);
+  return n_b < s->n_q ? n_b : s->n_q;
+}
+static int64_t all_q_rows(const int64_t *rows, const nn_transformer_shape *s) {
+  int64_t n = 0;
+  for (int64_t b = 0; b < s->B; b++) n += q_rows(rows, b, s);
+  return n;
+}
+
+static void check_rows(const int64_t *rows, const nn_transformer_shape *s) {
+  HSRL_CHECKF(rows[0] == 0, "packed rows start at %lld", (long long)rows[0]);
   for (int64_t b = 0; b < s->B; b++)
-    nn_dropout_mask(mask + b * s->n_q * width, s->n_q * width, p, key,
-                    offset + (uint64_t)((b * s->T + s->T - s->n_q) * width));
+    HSRL_CHECKF(rows[b + 1] >= rows[b] && rows[b + 1] - rows[b] <= s->T,
+                "batch row %lld has %lld packed rows of at most %lld", (long long)b,
+                (long long)(rows[b + 1] - rows[b]), (long long)s->T);
+}
+
+/* Dropout masks of the query rows of a (B, T, width) tensor, indexed by absolute row: batch row b's
+ * last q_rows(b) rows. */
+static void rows_mask(uint8_t *mask, const nn_transformer_shape *s, const int64_t *rows,
+                      int64_t width, float p, uint64_t key, uint64_t offset) {
+  for (int64_t b = 0, q0 = 0; b < s->B; b++) {
+    const int64_t nq = q_rows(rows, b, s);
+    nn_dropout_mask(mask + q0 * width, nq * width, p, key,
+                    offset + (uint64_t)((b * s->T + s->T - nq) * width));
+    q0 += nq;
+  }
 }
 
 /* Fused elementwise passes, in fixed blocks GCC vectorises (see nn_activation.c); the dropout
  * selections are bit masks (a float select stays a branch under -ftrapping-math). */
 #define NN_TR_BLOCK 16
 
-static float keep_or_zero(float x, uint8_t keep) {
-  uint32_t u;
-  memcpy(&u, &x, sizeof u);
-  u &= 0u - (uint32_t)keep;
-  memcpy(&x, &u, sizeof x);
-  return x;
-}
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#define NN_TR_HOT __attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))
+#else
+#define NN_TR_HOT
+#endif
 
 /* r = res + r (no dropout) */
-static void residual_add(float *restrict r, const float *restrict res, int64_t n) {
+NN_TR_HOT static void residual_add(float *restrict r, const float *restrict res, int64_t n) {
   int64_t i = 0;
   for (; i + NN_TR_BLOCK <= n; i += NN_TR_BLOCK)
     for (int k = 0; k < NN_TR_BLOCK; k++) r[i + k] += res[i + k];
@@ -197,24 +226,24 @@ static void residual_add(float *restrict r, const float *restrict res, int64_t n
 }
 
 /* r = res + Drop(r): res + r * scale where kept, res elsewhere */
-static void residual_dropout(float *restrict r, const float *restrict res,
+NN_TR_HOT static void residual_dropout(float *restrict r, const float *restrict res,
                              const uint8_t *restrict keep, int64_t n, float scale) {
   int64_t i = 0;
   for (; i + NN_TR_BLOCK <= n; i += NN_TR_BLOCK)
     for (int k = 0; k < NN_TR_BLOCK; k++)
-      r[i + k] = res[i + k] + keep_or_zero(r[i + k] * scale, keep[i + k] != 0);
+      r[i + k] = res[i + k] + nn_dropout_keep_or_zero(r[i + k] * scale, keep[i + k] != 0);
   for (; i < n; i++) r[i] = res[i] + (keep[i] ? r[i] * scale : 0.0f);
 }
 
 /* h = ReLU(h) in place and hd = Drop(h); "x < 0 ? 0 : x" keeps NaN visible like nn_relu_forward */
-static void relu_dropout(float *restrict hd, float *restrict h, const uint8_t *restrict keep,
+NN_TR_HOT static void relu_dropout(float *restrict hd, float *restrict h, const uint8_t *restrict keep,
                          int64_t n, float scale) {
   int64_t i = 0;
   for (; i + NN_TR_BLOCK <= n; i += NN_TR_BLOCK)
     for (int k = 0; k < NN_TR_BLOCK; k++) {
       float v = h[i + k] < 0.0f ? 0.0f : h[i + k];
       h[i + k] = v;
-      hd[i + k] = keep_or_zero(v * scale, keep[i + k] != 0);
+      hd[i + k] = nn_dropout_keep_or_zero(v * scale, keep[i + k] != 0);
     }
   for (; i < n; i++) {
     float v = h[i] < 0.0f ? 0.0f : h[i];
@@ -224,7 +253,7 @@ static void relu_dropout(float *restrict hd, float *restrict h, const uint8_t *r
 }
 
 /* d = dL/dpre from d = dL/dhd in place: d * scale where hd > 0, else 0 (ReLU and dropout) */
-static void relu_dropout_backward(float *restrict d, const float *restrict hd, int64_t n, float scale) {
+NN_TR_HOT static void relu_dropout_backward(float *restrict d, const float *restrict hd, int64_t n, float scale) {
   int64_t i = 0;
   for (; i + NN_TR_BLOCK <= n; i += NN_TR_BLOCK)
     for (int k = 0; k < NN_TR_BLOCK; k++) {
@@ -237,29 +266,39 @@ static void relu_dropout_backward(float *restrict d, const float *restrict hd, i
   for (; i < n; i++) d[i] = hd[i] > 0.0f ? d[i] * scale : 0.0f;
 }
 
-void nn_transformer_forward(float *out, float *cache, const float *x, const float *params,
-                            const nn_mha_mask *mask, float p, uint64_t key, uint64_t offset,
-                            const nn_transformer_shape *s) {
+static void layer_forward(float *out, float *cache, const float *x, const float *params,
+                          const nn_mha_mask *mask, float p, uint64_t key, uint64_t offset,
+                          const nn_transformer_shape *s, const int64_t *rows) {
   check_shape(s);
-  const int64_t B = s->B, T = s->T, nq = s->n_q, E = s->E, F = s->F, n = B * nq;
+  if (rows) check_rows(rows, s);
+  const int64_t B = s->B, T = s->T, nq = s->n_q, E = s->E, F = s->F, n = all_q_rows(rows, s);
   const nn_transformer_layout l = nn_transformer_layout_of(E, F);
   const nn_mha_shape ms = mha_shape_of(s);
   layer_cache c = cache_view(cache, s);
   nn_mha_mask m = {mask ? mask->causal : 0, T - nq, mask ? mask->key_padding : NULL};
 
-  const float *xq = x;
+  const float *xq = x; /* the query rows: x itself when every input row is a query (n_q == T) */
   if (nq < T) {
-    for (int64_t b = 0; b < B; b++)
-      memcpy(c.xq + b * nq * E, x + (b * T + T - nq) * E, (size_t)(nq * E) * sizeof(float));
+    for (int64_t b = 0, q0 = 0; b < B; b++) {
+      const int64_t nqb = q_rows(rows, b, s);
+      memcpy(c.xq + q0 * E, x + (x_row0(rows, b, T) + x_rows(rows, b, T) - nqb) * E,
+             (size_t)(nqb * E) * sizeof(float));
+      q0 += nqb;
+    }
     xq = c.xq;
   }
 
   /* r1 = xq + Drop(MHA(xq, x)) */
-  nn_mha_forward(c.r1, c.mha, xq, x, params + l.w_in, params + l.b_in, params + l.w_o,
-                 params + l.b_o, &m, p, hsrl_rng_derive(key, SITE_ATTN_WEIGHTS), offset, &ms);
+  const uint64_t k_att = hsrl_rng_derive(key, SITE_ATTN_WEIGHTS);
+  if (rows)
+    nn_mha_forward_packed(c.r1, c.mha, xq, x, params + l.w_in, params + l.b_in, params + l.w_o,
+                          params + l.b_o, &m, p, k_att, offset, &ms, rows);
+  else
+    nn_mha_forward(c.r1, c.mha, xq, x, params + l.w_in, params + l.b_in, params + l.w_o,
+                   params + l.b_o, &m, p, k_att, offset, &ms);
   const float scale = 1.0f / (1.0f - p);
   if (p > 0.0f) {
-    rows_mask(c.m_attn, s, E, p, hsrl_rng_derive(key, SITE_ATTN_OUT), offset);
+    rows_mask(c.m_attn, s, rows, E, p, hsrl_rng_derive(key, SITE_ATTN_OUT), offset);
     residual_dropout(c.r1, xq, c.m_attn, n * E, scale);
   } else {
     residual_add(c.r1, xq, n * E);
@@ -270,7 +309,7 @@ void nn_transformer_forward(float *out, float *cache, const float *x, const floa
   nn_linear_forward(c.h, c.x1, params + l.w1, params + l.b1, n, E, F);
   const float *hd = c.h;
   if (p > 0.0f) {
-    rows_mask(c.m_hidden, s, F, p, hsrl_rng_derive(key, SITE_FFN_HIDDEN), offset);
+    rows_mask(c.m_hidden, s, rows, F, p, hsrl_rng_derive(key, SITE_FFN_HIDDEN), offset);
     relu_dropout(c.hd, c.h, c.m_hidden, n * F, scale);
     hd = c.hd;
   } else {
@@ -278,7 +317,7 @@ void nn_transformer_forward(float *out, float *cache, const float *x, const floa
   }
   nn_linear_forward(c.r2, hd, params + l.w2, params + l.b2, n, F, E);
   if (p > 0.0f) {
-    rows_mask(c.m_ffn, s, E, p, hsrl_rng_derive(key, SITE_FFN_OUT), offset);
+    rows_mask(c.m_ffn, s, rows, E, p, hsrl_rng_derive(key, SITE_FFN_OUT), offset);
     residual_dropout(c.r2, c.x1, c.m_ffn, n * E, scale);
   } else {
     residual_add(c.r2, c.x1, n * E);
@@ -286,31 +325,33 @@ void nn_transformer_forward(float *out, float *cache, const float *x, const floa
   nn_layernorm_forward(out, c.mean2, c.rstd2, c.r2, params + l.ln2_gamma, params + l.ln2_beta, n, E);
 }
 
-void nn_transformer_backward(float *dx, float *dparams, float *scratch, const float *dout,
-                             const float *cache, const float *x, const float *params,
-                             const nn_mha_mask *mask, float p, const nn_transformer_shape *s) {
+static void layer_backward(float *dx, float *dparams, float *scratch, const float *dout,
+                           const float *cache, const float *x, const float *params,
+                           const nn_mha_mask *mask, float p, const nn_transformer_shape *s,
+                           const int64_t *rows) {
   check_shape(s);
-  const int64_t B = s->B, T = s->T, nq = s->n_q, E = s->E, F = s->F, n = B * nq;
+  if (rows) check_rows(rows, s);
+  const int64_t B = s->B, T = s->T, nq = s->n_q, E = s->E, F = s->F, n = all_q_rows(rows, s);
   const nn_transformer_layout l = nn_transformer_layout_of(E, F);
   const nn_mha_shape ms = mha_shape_of(s);
   layer_cache c = cache_view((float *)cache, s); /* read only below */
   nn_mha_mask m = {mask ? mask->causal : 0, T - nq, mask ? mask->key_padding : NULL};
   const size_t nE = (size_t)(n * E) * sizeof(float);
+  const int64_t sn = B * nq; /* the scratch views are sized for the dense shape */
 #define DP(field) (dparams ? dparams + l.field : NULL)
 
-  float *dr2 = scratch;              /* (n, E) dL/dr2, then dL/dx1 */
-  float *df = dr2 + round16(n * E);   /* (n, E) */
-  float *dr1 = df + round16(n * E);   /* (n, E) */
-  float *dattn = dr1 + round16(n * E); /* (n, E) */
-  float *dxq = dattn + round16(n * E); /* (n, E) */
-  float *dhd = dxq + round16(n * E);   /* (n, F) dL/dhd, then dL/dpre */
-  float *mha_scratch = dhd + round16(n * F);
+  float *dr2 = scratch;               /* (n, E) dL/dr2, then dL/dx1 */
+  float *df = dr2 + round16(sn * E);   /* (n, E) */
+  float *dr1 = df + round16(sn * E);   /* (n, E) */
+  float *dattn = dr1 + round16(sn * E); /* (n, E) */
+  float *dxq = dattn + round16(sn * E); /* (n, E) */
+  float *dhd = dxq + round16(sn * E);   /* (n, F) dL/dhd, then dL/dpre */
+  float *mha_scratch = dhd + round16(sn * F);
   const float scale = 1.0f / (1.0f - p);
 
-  /* out = LN2(r2) */
-  memset(dr2, 0, nE);
-  nn_layernorm_backward(dr2, DP(ln2_gamma), DP(ln2_beta), dout, c.r2, c.mean2, c.rstd2,
-                        params + l.ln2_gamma, n, E);
+  /* out = LN2(r2) (dr2 written) */
+  nn_layernorm_backward_set(dr2, DP(ln2_gamma), DP(ln2_beta), dout, c.r2, c.mean2, c.rstd2,
+                            params + l.ln2_gamma, n, E);
   /* r2 = x1 + Drop(hd W2^T + b2): dff = Drop'(dr2); dhd = dff W2 (written, not accumulated) */
   const float *dff = dr2;
   if (p > 0.0f) {
@@ -324,10 +365,9 @@ void nn_transformer_backward(float *dx, float *dparams, float *scratch, const fl
   relu_dropout_backward(dhd, hd, n * F, scale);
   nn_gemm(0, 0, n, E, F, 1.0f, dhd, F, params + l.w1, E, 1.0f, dr2, E);
   if (dparams) nn_linear_backward(NULL, DP(w1), DP(b1), dhd, c.x1, params + l.w1, n, E, F);
-  /* x1 = LN1(r1) */
-  memset(dr1, 0, nE);
-  nn_layernorm_backward(dr1, DP(ln1_gamma), DP(ln1_beta), dr2, c.r1, c.mean1, c.rstd1,
-                        params + l.ln1_gamma, n, E);
+  /* x1 = LN1(r1) (dr1 written) */
+  nn_layernorm_backward_set(dr1, DP(ln1_gamma), DP(ln1_beta), dr2, c.r1, c.mean1, c.rstd1,
+                            params + l.ln1_gamma, n, E);
   /* r1 = xq + Drop(MHA(xq, x)) */
   const float *da = dr1;
   if (p > 0.0f) {
@@ -336,18 +376,56 @@ void nn_transformer_backward(float *dx, float *dparams, float *scratch, const fl
   }
   if (dx && nq == T) {
     /* xq is x: both attention input gradients and the residual's go into dx */
-    nn_mha_backward(dx, dx, DP(w_in), DP(b_in), DP(w_o), DP(b_o), mha_scratch, da, c.mha, x, x,
-                    params + l.w_in, params + l.w_o, &m, p, &ms);
+    if (rows)
+      nn_mha_backward_packed(dx, dx, DP(w_in), DP(b_in), DP(w_o), DP(b_o), mha_scratch, da, c.mha, x,
+                             x, params + l.w_in, params + l.w_o, &m, p, &ms, rows);
+    else
+      nn_mha_backward(dx, dx, DP(w_in), DP(b_in), DP(w_o), DP(b_o), mha_scratch, da, c.mha, x, x,
+                      params + l.w_in, params + l.w_o, &m, p, &ms);
     residual_add(dx, dr1, n * E);
   } else {
     const float *xq = nq < T ? c.xq : x;
     if (dx) memcpy(dxq, dr1, nE);
-    nn_mha_backward(dx ? dxq : NULL, dx, DP(w_in), DP(b_in), DP(w_o), DP(b_o), mha_scratch, da,
-                    c.mha, xq, x, params + l.w_in, params + l.w_o, &m, p, &ms);
+    if (rows)
+      nn_mha_backward_packed(dx ? dxq : NULL, dx, DP(w_in), DP(b_in), DP(w_o), DP(b_o), mha_scratch,
+                             da, c.mha, xq, x, params + l.w_in, params + l.w_o, &m, p, &ms, rows);
+    else
+      nn_mha_backward(dx ? dxq : NULL, dx, DP(w_in), DP(b_in), DP(w_o), DP(b_o), mha_scratch, da,
+                      c.mha, xq, x, params + l.w_in, params + l.w_o, &m, p, &ms);
     if (dx) {
-      for (int64_t b = 0; b < B; b++)
-        residual_add(dx + (b * T + T - nq) * E, dxq + b * nq * E, nq * E);
+      for (int64_t b = 0, q0 = 0; b < B; b++) {
+        const int64_t nqb = q_rows(rows, b, s);
+        residual_add(dx + (x_row0(rows, b, T) + x_rows(rows, b, T) - nqb) * E, dxq + q0 * E, nqb * E);
+        q0 += nqb;
+      }
     }
   }
 #undef DP
+}
+
+void nn_transformer_forward(float *out, float *cache, const float *x, const float *params,
+                            const nn_mha_mask *mask, float p, uint64_t key, uint64_t offset,
+                            const nn_transformer_shape *s) {
+  layer_forward(out, cache, x, params, mask, p, key, offset, s, NULL);
+}
+
+void nn_transformer_forward_packed(float *out, float *cache, const float *x, const float *params,
+                                   const nn_mha_mask *mask, float p, uint64_t key, uint64_t offset,
+                                   const nn_transformer_shape *s, const int64_t *rows) {
+  HSRL_CHECK(rows != NULL);
+  layer_forward(out, cache, x, params, mask, p, key, offset, s, rows);
+}
+
+void nn_transformer_backward(float *dx, float *dparams, float *scratch, const float *dout,
+                             const float *cache, const float *x, const float *params,
+                             const nn_mha_mask *mask, float p, const nn_transformer_shape *s) {
+  layer_backward(dx, dparams, scratch, dout, cache, x, params, mask, p, s, NULL);
+}
+
+void nn_transformer_backward_packed(float *dx, float *dparams, float *scratch, const float *dout,
+                                    const float *cache, const float *x, const float *params,
+                                    const nn_mha_mask *mask, float p, const nn_transformer_shape *s,
+                                    const int64_t *rows) {
+  HSRL_CHECK(rows != NULL);
+  layer_backward(dx, dparams, scratch, dout, cache, x, params, mask, p, s, rows);
 }

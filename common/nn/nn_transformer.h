@@ -23,10 +23,23 @@
  * (none when E and F are multiples of 16, as in the policy) is zeroed by init and never written.
  * nn_transformer_layout_of() gives the offsets; gradients use the same layout.
  *
+ * Packed rows (nn_transformer_forward_packed / _backward_packed): for a stack whose outputs at
+ * left-padded positions are never read (the state encoder: padding keys are masked in the next
+ * layer and only the top layer's last position is used). rows (B+1) are offsets, rows[0] = 0;
+ * batch row b keeps only its LAST n_b = rows[b+1] - rows[b] <= T positions, as rows rows[b].. of
+ * x and dx, and its last min(n_q, n_b) query positions, one batch row after the other in out and
+ * dout (n_q = T: out has the layout of x; n_q = 1 and every n_b >= 1: out is (B, E)). Dropped
+ * positions are treated as key padding; masks, causal positions and dropout counters stay those
+ * of the dense (B, T) problem, so kept rows match the dense computation up to the order of float
+ * sums (attention sums start at the first kept key; weight gradients sum fewer rows). Nothing is
+ * computed for dropped rows: the projections, FFN, norms and dropout masks of left padding cost
+ * nothing.
+ *
  * Memory: the forward fills a caller cache of nn_transformer_cache_floats() floats (uint8 dropout
  * masks live inside it too) and the backward uses a scratch of nn_transformer_scratch_floats()
- * floats, which may be shared by every layer of a stack. Nothing is allocated. Backward ADDS into
- * dx (all T rows: the keys/values see every position) and dparams. */
+ * floats, which may be shared by every layer of a stack (both sized by the dense shape, packed or
+ * not). Nothing is allocated. Backward ADDS into dx (all T rows: the keys/values see every
+ * position) and dparams. */
 #ifndef NN_TRANSFORMER_H
 #define NN_TRANSFORMER_H
 
@@ -82,5 +95,15 @@ void nn_transformer_backward(float *dx /* (B, T, E) or NULL */, float *dparams /
                              const float *cache /* from the forward */, const float *x /* (B, T, E) */,
                              const float *params, const nn_mha_mask *mask, float p,
                              const nn_transformer_shape *s);
+
+/* The same on packed rows (see above): x, dx (rows[B], E); out, dout (sum_b min(n_q, n_b), E). */
+void nn_transformer_forward_packed(float *out, float *cache, const float *x, const float *params,
+                                   const nn_mha_mask *mask, float p, uint64_t key, uint64_t offset,
+                                   const nn_transformer_shape *s, const int64_t *rows /* (B+1) */);
+
+void nn_transformer_backward_packed(float *dx, float *dparams, float *scratch, const float *dout,
+                                    const float *cache, const float *x, const float *params,
+                                    const nn_mha_mask *mask, float p, const nn_transformer_shape *s,
+                                    const int64_t *rows /* (B+1) */);
 
 #endif

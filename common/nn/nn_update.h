@@ -18,7 +18,8 @@ double nn_clip_grad_norm(float *grads /* (n) */, int64_t n, float max_norm);
 
 /* target = tau * source + (1 - tau) * target, elementwise in float as
  * target * (1 - tau) + source * tau, with 1 - tau formed in double (the reference's
- * `t.data * (1.0 - tau) + p.data * tau`). 0 <= tau <= 1; tau = 1 copies source. */
+ * `t.data * (1.0 - tau) + p.data * tau`). 0 <= tau <= 1; tau = 1 copies source. target and
+ * source are the same buffer or do not overlap. */
 void nn_soft_update(float *target /* (n) */, const float *source /* (n) */, int64_t n, float tau);
 
 /* 1 if every x[i] is finite (no NaN, no +-Inf), else 0. n == 0 gives 1. */

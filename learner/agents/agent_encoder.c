@@ -1,12 +1,22 @@
 /* agent_encoder.c: the SASRec state encoder (see agent_encoder.h; method.md section 6).
  *
- * Forward over n = B * H history positions:
- *   gather  = x[h]                         (n, D)    features of every history item
+ * Forward over the n kept history positions (see below):
+ *   gather  = x[h]                         (n, D)    features of every kept history item
  *   e       = phi(h) + pos                 (n, d)
  *   ed      = Drop(e) (e itself when p = 0); x0 = LN(ed)   (n, d)
  *   h_k     = layer_k(h_{k-1})             (n, d) for k < layers-1; the top layer: (B, d)
  *   s       = top [+ user_proj(u)]
- * The backward mirrors it with two (n, d) buffers used in turn. */
+ * The backward mirrors it with two (n, d) buffers used in turn.
+ *
+ * Kept positions: a history's left padding is never read. Padding keys are masked in every
+ * layer, a padding query sees only padding (causal mask) and only the top layer's last position
+ * becomes the state, so the outputs of left-padding positions are unused at every level. The
+ * encoder therefore computes only the positions from the first item of each history on (and the
+ * last position of an empty history, whose state the top layer still computes): rows are packed
+ * per state (nn_transformer_forward_packed), so the item vectors, dropout masks, norms,
+ * projections, FFN and attention of left padding cost nothing. Positions, masks and dropout
+ * counters stay those of the full (B, H) computation; results equal it up to the order of float
+ * sums (attention sums start at the first item; weight gradients sum fewer, zero, rows). */
 #include "learner/agents/agent_encoder.h"
 
 #include <math.h>
@@ -36,6 +46,9 @@ struct agent_encoder {
   float p;                     /* dropout it used */
   int32_t *ids;                /* (mb * H) */
   uint8_t *pad;                /* (mb * H) 1 = padding */
+  int64_t *rows;               /* (mb + 1) kept rows of the states: rows[b].. (packed layout) */
+  int64_t n_rows;              /* rows[B] */
+  int32_t *kept_ids;           /* (mb * H) the ids of the kept positions, packed */
   float *gather;               /* (mb * H, D) */
   float *e, *ed, *x0;          /* (mb * H, d) */
   uint8_t *emask;              /* (mb * H * d) */
@@ -172,6 +185,8 @@ static void enc_place(agent_encoder *e, enc_carver *cv) {
   const int64_t mb = e->max_batch, d = c->d, n = mb * c->history_len;
   e->ids = enc_carve(cv, n * (int64_t)sizeof(int32_t));
   e->pad = enc_carve(cv, n);
+  e->rows = enc_carve(cv, (mb + 1) * (int64_t)sizeof(int64_t));
+  e->kept_ids = enc_carve(cv, n * (int64_t)sizeof(int32_t));
   e->gather = ENC_CARVE_F(cv, n * c->item_dim);
   e->e = ENC_CARVE_F(cv, n * d), e->ed = ENC_CARVE_F(cv, n * d), e->x0 = ENC_CARVE_F(cv, n * d);
   e->emask = enc_carve(cv, n * d);
@@ -343,20 +358,36 @@ void agent_encoder_forward(agent_encoder *e, const float *params, int64_t B, con
   HSRL_CHECKF(B >= 1 && B <= e->max_batch, "encoder batch %lld of at most %lld", (long long)B,
               (long long)e->max_batch);
   HSRL_CHECKF(!c->user_state || users != NULL, "the user state needs the users");
-  const int64_t H = c->history_len, d = c->d, n = B * H;
+  const int64_t H = c->history_len, d = c->d;
   e->B = B;
   e->p = train ? c->dropout : 0.0f;
-  memcpy(e->ids, histories, (size_t)n * sizeof(int32_t));
-  for (int64_t i = 0; i < n; i++) e->pad[i] = (uint8_t)(e->ids[i] == 0);
-  agent_encoder_item_vectors(e, params, n, e->ids, e->gather, e->e);
+  memcpy(e->ids, histories, (size_t)(B * H) * sizeof(int32_t));
+  for (int64_t i = 0; i < B * H; i++) e->pad[i] = (uint8_t)(e->ids[i] == 0);
+  /* kept positions: from the first item on (at least the last position) */
+  e->rows[0] = 0;
+  for (int64_t b = 0; b < B; b++) {
+    int64_t first = 0;
+    while (first < H - 1 && e->pad[b * H + first]) first++;
+    memcpy(e->kept_ids + e->rows[b], e->ids + b * H + first, (size_t)(H - first) * sizeof(int32_t));
+    e->rows[b + 1] = e->rows[b] + H - first;
+  }
+  const int64_t n = e->n_rows = e->rows[B];
+  agent_encoder_item_vectors(e, params, n, e->kept_ids, e->gather, e->e);
   const float *pos = params + e->o_pos;
   for (int64_t b = 0; b < B; b++) {
-    float *row = e->e + b * H * d;
-    for (int64_t i = 0; i < H * d; i++) row[i] += pos[i];
+    const int64_t first = H - (e->rows[b + 1] - e->rows[b]);
+    float *row = e->e + e->rows[b] * d;
+    const float *pb = pos + first * d;
+    for (int64_t i = 0; i < (H - first) * d; i++) row[i] += pb[i];
   }
   const float *ed = e->e; /* Drop(e) is e itself at p = 0: no copy, no mask */
-  if (e->p > 0.0f) {
-    nn_dropout_forward(e->ed, e->emask, e->e, n * d, e->p, hsrl_rng_derive(key, 1), 0);
+  if (e->p > 0.0f) { /* masks by absolute position: element (b, t, j) uses counter (b H + t) d + j */
+    const uint64_t k_emb = hsrl_rng_derive(key, 1);
+    for (int64_t b = 0; b < B; b++) {
+      const int64_t o = e->rows[b] * d, len = (e->rows[b + 1] - e->rows[b]) * d;
+      nn_dropout_forward(e->ed + o, e->emask + o, e->e + o, len, e->p, k_emb,
+                         (uint64_t)((b + 1) * H * d - len));
+    }
     ed = e->ed;
   }
   nn_layernorm_forward(e->x0, e->mean, e->rstd, ed, params + e->o_ln_g, params + e->o_ln_b, n, d);
@@ -366,8 +397,8 @@ void agent_encoder_forward(agent_encoder *e, const float *params, int64_t B, con
     int is_top = k == c->layers - 1;
     nn_transformer_shape s = enc_shape(e, B, is_top);
     float *out = is_top ? e->top : e->h[k];
-    nn_transformer_forward(out, e->cache[k], in, params + e->o_layer[k], &mask, e->p,
-                           hsrl_rng_derive(key, 2 + (uint64_t)k), 0, &s);
+    nn_transformer_forward_packed(out, e->cache[k], in, params + e->o_layer[k], &mask, e->p,
+                                  hsrl_rng_derive(key, 2 + (uint64_t)k), 0, &s, e->rows);
     in = out;
   }
   memcpy(out_s, e->top, (size_t)(B * d) * sizeof(float));
@@ -385,7 +416,7 @@ void agent_encoder_forward(agent_encoder *e, const float *params, int64_t B, con
 
 void agent_encoder_backward(agent_encoder *e, float *grads, const float *params, const float *ds) {
   const agent_encoder_config *c = &e->cfg;
-  const int64_t B = e->B, H = c->history_len, d = c->d, n = B * H;
+  const int64_t B = e->B, H = c->history_len, d = c->d, n = e->n_rows;
   HSRL_CHECKF(e->with_backward, "agent_encoder_backward on an inference encoder");
   HSRL_CHECKF(B >= 1, "agent_encoder_backward before any forward");
   const size_t nd = (size_t)(n * d) * sizeof(float);
@@ -402,17 +433,16 @@ void agent_encoder_backward(agent_encoder *e, float *grads, const float *params,
     const float *in = k == 0 ? e->x0 : e->h[k - 1];
     float *din = bufs[which];
     memset(din, 0, nd);
-    nn_transformer_backward(din, grads + e->o_layer[k], e->scratch, dout, e->cache[k], in,
-                            params + e->o_layer[k], &mask, e->p, &s);
+    nn_transformer_backward_packed(din, grads + e->o_layer[k], e->scratch, dout, e->cache[k], in,
+                                   params + e->o_layer[k], &mask, e->p, &s, e->rows);
     dout = din;
     which ^= 1;
   }
   /* dout = d x0 (in bufs[which ^ 1]); LayerNorm into the other buffer, dropout back into the
    * first (d e = d ed at p = 0) */
   float *ded = bufs[which], *de = ded;
-  memset(ded, 0, nd);
-  nn_layernorm_backward(ded, grads + e->o_ln_g, grads + e->o_ln_b, dout, e->p > 0.0f ? e->ed : e->e,
-                        e->mean, e->rstd, params + e->o_ln_g, n, d);
+  nn_layernorm_backward_set(ded, grads + e->o_ln_g, grads + e->o_ln_b, dout, e->p > 0.0f ? e->ed : e->e,
+                            e->mean, e->rstd, params + e->o_ln_g, n, d);
   if (e->p > 0.0f) {
     de = bufs[which ^ 1];
     memset(de, 0, nd);
@@ -420,8 +450,10 @@ void agent_encoder_backward(agent_encoder *e, float *grads, const float *params,
   }
   float *dpos = grads + e->o_pos;
   for (int64_t b = 0; b < B; b++) {
-    const float *row = de + b * H * d;
-    for (int64_t i = 0; i < H * d; i++) dpos[i] += row[i];
+    const int64_t first = H - (e->rows[b + 1] - e->rows[b]);
+    const float *row = de + e->rows[b] * d;
+    float *pb = dpos + first * d;
+    for (int64_t i = 0; i < (H - first) * d; i++) pb[i] += row[i];
   }
-  agent_encoder_item_vectors_backward(e, grads, params, n, e->ids, e->gather, de);
+  agent_encoder_item_vectors_backward(e, grads, params, n, e->kept_ids, e->gather, de);
 }

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Training speed benchmark (issue 5; method.md section 8 "Defaults from the reference training"):
 # HSRL training iterations/s on ML-1M (users 1-2999) at the reference's shapes (d 32, 2 layers,
-# 4 heads, FFN 128, L 3, V 64, B_env 32, B 64, H 50, K 10), one core (taskset -c 0 when
-# available) and one OpenBLAS thread. The reference's PyTorch code does 5.3 iterations/s on one
+# 4 heads, FFN 128, L 3, V 64, B_env 32, B 64, H 50, K 10), one core (taskset -c
+# $HSRL_BENCH_CPU, default 0, when available) and one OpenBLAS thread. The reference's PyTorch code does 5.3 iterations/s on one
 # core of this machine (update alone 164 ms); the goal is >= 20x that (106 iterations/s).
 #   prepare  hsrl data prepare, hsrl sim train --split train --epochs 2, hsrl sid build --levels 3
 #            --vocab 64 into a temporary directory (not timed);
@@ -21,6 +21,7 @@
 #   ITERS      iterations of (1) after learning starts (default 1000)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
+cpu=${HSRL_BENCH_CPU:-0}
 dir=${1:-build}
 iters=${2:-1000}
 data=$root/../shared/data/ml-1m-u2999
@@ -33,9 +34,9 @@ if [[ ! -f "$data/ratings.dat" ]]; then
 fi
 export OPENBLAS_NUM_THREADS=1 HSRL_PROGRESS_SECONDS=1000
 pin=()
-if command -v taskset >/dev/null 2>&1 && taskset -c 0 true 2>/dev/null; then
-  pin=(taskset -c 0)
-  cores="one core (taskset -c 0)"
+if command -v taskset >/dev/null 2>&1 && taskset -c "$cpu" true 2>/dev/null; then
+  pin=(taskset -c "$cpu")
+  cores="one core (taskset -c $cpu)"
 else
   cores="not pinned (no taskset)"
 fi
