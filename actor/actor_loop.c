@@ -11,6 +11,7 @@
 #include "common/io/io_zstd.h"
 #include "learner/learner_dist.h"
 #include "replay/replay_block.h"
+#include "replay/replay_server.h"
 #include "sim/sim_env.h"
 
 #define ACTOR_TRY(expr) \
@@ -20,6 +21,9 @@ typedef struct actor {
   comm *ep;
   const hsrl_settings *s;
   int index, dest, sync;
+  double deadline;
+  sim_env_config env_cfg;
+  uint64_t env_seed, act_seed; /* rekeyed by the iteration of a (re)start */
   learner_world w;
   agent *a;
   sim_env *env;
@@ -36,8 +40,9 @@ typedef struct actor {
   int32_t *s_users, *s_hist, *slate;
   uint16_t *tokens;
   float *logp;
+  int64_t n_sent, n_taken, window; /* credits: messages to the replay, taken by it, at most un-taken */
   learner_dist_actor_stats stats;
-  double t0;
+  double t0, heard; /* heard: when the learner was last heard from (a message or a broadcast) */
   int stop;
 } actor;
 
@@ -46,24 +51,35 @@ static void actor_nap(void) {
   nanosleep(&ts, NULL);
 }
 
-/* STOP from the learner? Also takes the learner's version PINGs. */
+/* STOP from the learner? Also takes the learner's version PINGs (no payload) and the replay's
+ * credits (PING {int64 taken}, from the shard, or from the learner when R = 0). */
 static hsrl_status actor_poll_learner(actor *A) {
-  int found = 0;
-  comm_probe pr;
-  for (;;) {
-    ACTOR_TRY(comm_poll(A->ep, 0, COMM_ANY, &found, &pr));
-    if (!found) return HSRL_OK;
-    comm_header h;
-    int64_t v = 0;
-    ACTOR_TRY(comm_recv(A->ep, 0, COMM_ANY, &v, sizeof v, LEARNER_DIST_DEADLINE_S, &h));
-    if (h.kind == COMM_KIND_STOP) {
-      A->stop = 1;
-      return HSRL_OK;
+  for (int pass = 0; pass < 2; pass++) {
+    const int src = pass == 0 ? 0 : A->dest;
+    if (pass == 1 && src == 0) break;
+    for (;;) {
+      int found = 0;
+      comm_probe pr;
+      ACTOR_TRY(comm_poll(A->ep, src, pass == 0 ? COMM_ANY : COMM_KIND_PING, &found, &pr));
+      if (!found) break;
+      comm_header h;
+      int64_t v = 0;
+      ACTOR_TRY(comm_recv(A->ep, src, pr.kind, &v, sizeof v, A->deadline, &h));
+      if (h.kind == COMM_KIND_STOP && src == 0) {
+        A->stop = 1;
+        return HSRL_OK;
+      }
+      if (h.kind != COMM_KIND_PING)
+        return hsrl_err(HSRL_E_INPUT, NULL, 0, "kind", "actor got %s from rank %d", comm_kind_name(h.kind), src);
+      if (src == 0) A->heard = hsrl_time_now();
+      if (h.bytes == (int64_t)sizeof v && src == A->dest) {
+        if (v > A->n_taken) A->n_taken = v; /* a credit */
+        continue;
+      }
+      if (h.policy_version > A->learner_version) A->learner_version = h.policy_version;
     }
-    if (h.kind != COMM_KIND_PING)
-      return hsrl_err(HSRL_E_INPUT, NULL, 0, "kind", "actor got %s from the learner", comm_kind_name(h.kind));
-    if (h.policy_version > A->learner_version) A->learner_version = h.policy_version;
   }
+  return HSRL_OK;
 }
 
 /* Takes a finished broadcast if there is one (*got = 1): swaps it in, starts the next receive. */
@@ -75,6 +91,7 @@ static hsrl_status actor_take_params(actor *A, int *got) {
   if (!done) return HSRL_OK;
   memcpy(A->a->vt->policy_params(A->a), A->params_in, (size_t)A->n_params * sizeof(float));
   A->version = h.policy_version;
+  A->heard = hsrl_time_now();
   if (A->version > A->learner_version) A->learner_version = A->version;
   *got = 1;
   return comm_bcast_start(A->bc, A->params_in, A->n_params * (int64_t)sizeof(float), 0);
@@ -88,31 +105,39 @@ static hsrl_status actor_wait_version(actor *A, int64_t need) {
     ACTOR_TRY(actor_take_params(A, &got));
     if (got) continue;
     ACTOR_TRY(actor_poll_learner(A));
-    if (hsrl_time_now() - t0 > LEARNER_DIST_DEADLINE_S)
-      return hsrl_err(HSRL_E_TIMEOUT, NULL, 0, NULL, "actor %d: no policy version %lld from the learner within %.0f s",
-                      A->index, (long long)need, LEARNER_DIST_DEADLINE_S);
+    if (hsrl_time_now() - t0 > A->deadline)
+      return hsrl_err(HSRL_E_TIMEOUT, NULL, 0, NULL, "no policy version %lld from the learner within %.3g s",
+                      (long long)need, A->deadline);
     actor_nap();
   }
   return HSRL_OK;
 }
 
-/* Sends to the shard with push back: short tries, broadcasts (async) and STOP taken meanwhile. */
+/* Sends to the replay with push back: while the credit window is full (or the in-process inbox
+ * is), short waits; broadcasts (async), credits and STOP taken meanwhile. */
 static hsrl_status actor_send(actor *A, int kind, const void *p, int64_t n) {
   double t0 = hsrl_time_now();
   for (;;) {
-    hsrl_status st = comm_send(A->ep, A->dest, kind, A->version, p, n, 0.005);
-    if (st == HSRL_OK) return HSRL_OK;
-    if (st != HSRL_E_TIMEOUT) return st;
-    hsrl_err_clear();
+    if (A->n_sent - A->n_taken < A->window) {
+      hsrl_status st = comm_send(A->ep, A->dest, kind, A->version, p, n, 0.005);
+      if (st == HSRL_OK) {
+        A->n_sent++;
+        return HSRL_OK;
+      }
+      if (st != HSRL_E_TIMEOUT) return st;
+      hsrl_err_clear();
+    } else {
+      actor_nap();
+    }
     if (!A->sync) {
       int got = 0;
       ACTOR_TRY(actor_take_params(A, &got));
     }
     ACTOR_TRY(actor_poll_learner(A));
     if (A->stop) return HSRL_OK; /* the job is over: the block is dropped */
-    if (hsrl_time_now() - t0 > LEARNER_DIST_DEADLINE_S)
-      return hsrl_err(HSRL_E_TIMEOUT, NULL, 0, NULL, "actor %d: its replay shard took nothing for %.0f s",
-                      A->index, LEARNER_DIST_DEADLINE_S);
+    if (hsrl_time_now() - t0 > A->deadline)
+      return hsrl_err(HSRL_E_TIMEOUT, NULL, 0, NULL, "its replay took nothing for %.3g s",
+                      A->deadline);
   }
 }
 
@@ -123,6 +148,17 @@ static hsrl_status actor_flush(actor *A) {
   ACTOR_TRY(replay_block_pack(A->block, A->send_buf, A->send_cap, &r, &n, NULL));
   A->n_stage = 0;
   return actor_send(A, COMM_KIND_TRANSITIONS, A->send_buf, (int64_t)n);
+}
+
+/* A fresh environment and acting stream keyed by (seed, purpose, actor index, iteration key):
+ * at the start (key = the iteration resumed from, 0 for a new run) and, in sync mode, at every
+ * checkpoint boundary, exactly where a run resumed from that checkpoint starts (learner_dist.h). */
+static void actor_restart(actor *A, int64_t key) {
+  sim_env_free(A->env);
+  A->env_cfg.seed = hsrl_rng_derive(A->env_seed, (uint64_t)key);
+  A->env_cfg.stream = 1 + (uint64_t)A->index;
+  A->env = sim_env_init(&A->env_cfg, &A->w.data, A->w.data.train_idx, A->w.data.n_train, &A->w.model);
+  hsrl_rng_init(&A->rng, hsrl_rng_derive(A->act_seed, (uint64_t)key), 1 + (uint64_t)A->index);
 }
 
 static hsrl_status actor_step(actor *A) {
@@ -163,12 +199,17 @@ static hsrl_status actor_step(actor *A) {
   return HSRL_OK;
 }
 
-static hsrl_status actor_loop(actor *A) {
+static hsrl_status actor_loop(actor *A, int64_t k0) {
   const hsrl_settings *s = A->s;
   const int64_t n_actors = comm_size(A->ep) - 1 - s->dist.replay_shards;
   const int64_t n_pre = learner_dist_prefill_steps(s, n_actors);
-  ACTOR_TRY(actor_wait_version(A, 0));
-  for (int64_t j = 0; !A->stop; j++) {
+  const int64_t every = s->train.checkpoint_every;
+  /* a resumed run starts with the step that feeds update k0 + 1 */
+  const int64_t j0 = k0 > 0 ? n_pre + k0 : 0;
+  ACTOR_TRY(actor_wait_version(A, 0)); /* the learner's first broadcast, whatever its version */
+  for (int64_t j = j0; !A->stop; j++) {
+    if (A->sync && every > 0 && j > j0 && j > n_pre && (j - n_pre) % every == 0)
+      actor_restart(A, j - n_pre);
     if (A->sync) {
       ACTOR_TRY(actor_wait_version(A, learner_dist_sync_version(s, n_pre, j)));
     } else {
@@ -177,6 +218,12 @@ static hsrl_status actor_loop(actor *A) {
       ACTOR_TRY(actor_poll_learner(A));
       if (s->dist.max_lag > 0 && A->learner_version - A->version > s->dist.max_lag)
         ACTOR_TRY(actor_wait_version(A, A->learner_version - s->dist.max_lag));
+      /* async sends rarely block (MPI buffers them), so a dead learner shows as silence: it
+       * broadcasts (and PINGs) every dist.broadcast_every updates */
+      if (hsrl_time_now() - A->heard > A->deadline)
+        return hsrl_err(HSRL_E_TIMEOUT, NULL, 0, NULL,
+                        "nothing from rank 0 (learner) for %.3g s (no broadcast, no PING)",
+                        A->deadline);
     }
     if (A->stop) break;
     ACTOR_TRY(actor_step(A));
@@ -194,7 +241,7 @@ static hsrl_status actor_loop(actor *A) {
     if (!A->stop) ACTOR_TRY(actor_poll_learner(A));
   }
   /* tell the shard nothing more comes (it drains until then) */
-  return comm_send(A->ep, A->dest, COMM_KIND_STOP, A->version, NULL, 0, LEARNER_DIST_DEADLINE_S);
+  return comm_send(A->ep, A->dest, COMM_KIND_STOP, A->version, NULL, 0, A->deadline);
 }
 
 hsrl_status actor_loop_run(comm *ep, const learner_train_options *opt) {
@@ -207,7 +254,9 @@ hsrl_status actor_loop_run(comm *ep, const learner_train_options *opt) {
   A->index = comm_rank(ep) - 1 - R;
   A->dest = R > 0 ? 1 + A->index % R : 0;
   A->version = -1;
-  A->t0 = hsrl_time_now();
+  A->deadline = learner_dist_deadline(opt);
+  A->window = replay_server_window(s);
+  A->t0 = A->heard = hsrl_time_now();
   const uint64_t seed = (uint64_t)s->run.seed;
   const int64_t B = s->env.batch;
   HSRL_TRY(learner_train_world_load(&A->w, s, learner_dist_sim_path(s), B));
@@ -215,16 +264,13 @@ hsrl_status actor_loop_run(comm *ep, const learner_train_options *opt) {
   int64_t max_vocab = 0;
   learner_dist_shape(&A->w, s, &A->shape, &max_vocab);
   const int64_t K = A->shape.slate_size, H = A->shape.history_len, KL = K * A->shape.n_levels;
-  {
-    sim_env_config ec;
-    HSRL_TRY(sim_env_config_make(&ec, &s->env, K, H, hsrl_rng_derive(seed, LEARNER_DIST_PURPOSE_ENV),
-                                 1 + (uint64_t)A->index));
-    A->env = sim_env_init(&ec, &A->w.data, A->w.data.train_idx, A->w.data.n_train, &A->w.model);
-  }
-  hsrl_rng_init(&A->rng, hsrl_rng_derive(seed, LEARNER_DIST_PURPOSE_ACT), 1 + (uint64_t)A->index);
+  HSRL_TRY(sim_env_config_make(&A->env_cfg, &s->env, K, H, 0, 0));
+  A->env_seed = hsrl_rng_derive(seed, LEARNER_DIST_PURPOSE_ENV);
+  A->act_seed = hsrl_rng_derive(seed, LEARNER_DIST_PURPOSE_ACT);
+  actor_restart(A, opt->start_iteration);
   replay_rows_buf_init(&A->stage, &A->shape, s->dist.block_rows);
   {
-    replay_block_config bc = {A->shape, s->dist.block_rows, max_vocab, hsrl_settings_hash(s),
+    replay_block_config bc = {A->shape, s->dist.block_rows, max_vocab, learner_train_resume_hash(s),
                               IO_ZSTD_DEFAULT_LEVEL};
     HSRL_TRY(replay_block_init(&A->block, &bc));
     A->send_cap = replay_block_bound(A->block);
@@ -245,7 +291,7 @@ hsrl_status actor_loop_run(comm *ep, const learner_train_options *opt) {
     HSRL_TRY(comm_bcast_open(&A->bc, ep, 0, members, n));
   }
   HSRL_TRY(comm_bcast_start(A->bc, A->params_in, A->n_params * (int64_t)sizeof(float), 0));
-  st = actor_loop(A);
+  st = actor_loop(A, opt->start_iteration);
 done:
   if (st != HSRL_OK) hsrl_err_context(st, "actor %d (rank %d)", A->index, comm_rank(ep));
   comm_bcast_free(A->bc);

@@ -44,6 +44,7 @@ typedef struct cmd_args {
   int quiet, world;
   int given[CMD_N_FLAG_SETS]; /* how often each input flag was given */
   int64_t episodes, seeds, batch, seed;
+  double deadline; /* train --deadline (0: not given) */
   const char **sets; /* --set arguments and the flags' assignments, in command-line order */
   int64_t n_sets;
   char **owned; /* the flags' assignment strings (freed by cmd_args_free) */
@@ -114,7 +115,7 @@ static int cmd_parse(const char *cmd, int argc, char **argv, cmd_args *a) {
       continue;
     }
     const char *const takes[] = {"--config", "--resume", "--checkpoint", "--json", "--set",
-                                 "--episodes", "--seeds", "--batch", "--seed", NULL};
+                                 "--episodes", "--seeds", "--batch", "--seed", "--deadline", NULL};
     int k = 0;
     while (takes[k] && strcmp(takes[k], o)) k++;
     if (!takes[k]) {
@@ -144,6 +145,14 @@ static int cmd_parse(const char *cmd, int argc, char **argv, cmd_args *a) {
       if (!cmd_int(cmd, o, v, 1, 1 << 20, &a->batch)) return 0;
     } else if (!strcmp(o, "--seed")) {
       if (!cmd_int(cmd, o, v, 0, INT64_MAX, &a->seed)) return 0;
+    } else if (!strcmp(o, "--deadline")) {
+      char *end = NULL;
+      double d = strtod(v, &end);
+      if (!v[0] || *end || !(d > 0.0 && d <= 86400.0)) {
+        fprintf(stderr, "hsrl %s: --deadline: '%s' is not a number of seconds in (0, 86400]\n", cmd, v);
+        return 0;
+      }
+      a->deadline = d;
     }
   }
   return 1;
@@ -176,7 +185,7 @@ static void train_usage(FILE *f) {
   fprintf(f,
           "usage: hsrl train CONFIG [--set section.key=value]... [--data F] [--sim-train F]\n"
           "                  [--sim-all F] [--sid F] [--agent hsrl|sl] [--item-id-embedding]\n"
-          "                  [--replay] [--quiet]\n"
+          "                  [--replay] [--quiet] [--deadline S]\n"
           "       hsrl train [CONFIG] --resume RUN_DIR [--set section.key=value]... [--data F] ...\n"
           "\n"
           "Trains an agent (method.md section 8) in runs/<run.name>/ under run.out_dir: metrics.tsv\n"
@@ -202,13 +211,25 @@ static void train_usage(FILE *f) {
           "                      replayed transitions instead of the logged records)\n"
           "  --resume RUN_DIR    continue from RUN_DIR's newest complete checkpoint with its config\n"
           "                      (CONFIG and --set may change train.iterations, run.blas_threads\n"
-          "                      and file paths only)\n"
+          "                      and file paths only); under mpirun: a distributed run's newest\n"
+          "                      complete checkpoint with its replay shards' snapshots\n"
+          "  --deadline S        under mpirun: seconds a rank waits for a peer before it stops\n"
+          "                      with an error naming it (default 60; not part of the config)\n"
           "  --quiet             no progress display\n"
           "  --set s.k=v         override one config field (repeatable)\n"
           "  -h, --help          this text\n"
           "\n"
+          "Under mpirun with N >= 2 ranks: rank 0 is the learner, ranks 1..dist.replay_shards the\n"
+          "replay shards, the rest actors (docs/cluster.md); alone: every role in this process.\n"
+          "\n"
+          "SIGTERM or SIGINT (to the process, or to the learner rank under mpirun): the update in\n"
+          "progress finishes, a checkpoint of that iteration is written, and hsrl exits with\n"
+          "128 + the signal (143 SIGTERM, 130 SIGINT); --resume continues it. A second signal\n"
+          "ends it at once.\n"
+          "\n"
           "Exit status: 0 ok, 2 bad usage or input, 1 internal failure (e.g. a non-finite loss:\n"
-          "the newest checkpoint is then the last good one).\n");
+          "the newest checkpoint is then the last good one), 143/130 stopped by a signal after\n"
+          "writing a checkpoint.\n");
 }
 
 int learner_train_command(int argc, char **argv) {
@@ -233,6 +254,7 @@ int learner_train_command(int argc, char **argv) {
     goto done;
   }
   opt->quiet = a.quiet;
+  opt->deadline_s = a.deadline;
   if (a.resume) {
     char path[2 * LEARNER_PATH_MAX];
     int64_t it = 0;
@@ -277,6 +299,7 @@ int learner_train_command(int argc, char **argv) {
     goto done;
   }
   cmd_threads("train", s);
+  learner_train_stop_on_signals();
   /* under mpirun/srun with >= 2 ranks: the roles by rank (learner_dist.h); alone: one process */
   if (learner_dist_launched_size() >= 2 && !cmd_actor_role)
     st = hsrl_err(HSRL_E_INTERNAL, NULL, 0, NULL, "this program has no actor role (learner_cmd_set_actor_role)");
@@ -288,7 +311,8 @@ int learner_train_command(int argc, char **argv) {
     rc = cmd_fail("train", st);
     goto done;
   }
-  rc = 0;
+  /* stopped by a signal after its checkpoint: 128 + signal, as a shell reports a signal */
+  rc = learner_train_stopped() ? 128 + learner_train_stopped() : 0;
 done:
   cmd_args_free(&a);
   hsrl_free(opt);
@@ -405,10 +429,10 @@ int learner_eval_command(int argc, char **argv) {
     goto done;
   }
   if (!p) goto done;
-  if (a.resume || cmd_given(&a, "--sim-train") || cmd_given(&a, "--agent") ||
+  if (a.resume || a.deadline > 0 || cmd_given(&a, "--sim-train") || cmd_given(&a, "--agent") ||
       cmd_given(&a, "--item-id-embedding") || cmd_given(&a, "--replay")) {
-    fprintf(stderr, "hsrl eval: --resume, --sim-train, --agent, --item-id-embedding and --replay "
-                    "are options of hsrl train (the agent is the checkpoint's)\n");
+    fprintf(stderr, "hsrl eval: --resume, --deadline, --sim-train, --agent, --item-id-embedding and "
+                    "--replay are options of hsrl train (the agent is the checkpoint's)\n");
     goto done;
   }
   if (a.world && cmd_given(&a, "--sim-all")) {

@@ -2,8 +2,8 @@
  * (architecture.md "Commands" and "Config"; method.md sections 8-9).
  *
  *   hsrl train CONFIG [--set s.k=v]... [--data F] [--sim-train F] [--sim-all F] [--sid F]
- *              [--agent hsrl|sl] [--item-id-embedding] [--replay] [--quiet]
- *   hsrl train [CONFIG] --resume RUN_DIR [--set s.k=v]... [input flags]
+ *              [--agent hsrl|sl] [--item-id-embedding] [--replay] [--quiet] [--deadline S]
+ *   hsrl train [CONFIG] --resume RUN_DIR [--set s.k=v]... [input flags] [--deadline S]
  *   hsrl eval  [CONFIG] --checkpoint FILE [--episodes E] [--seeds S] [--batch B] [--seed N]
  *              [--data F] [--sim-all F | --world] [--sid F] [--json OUT] [--set s.k=v]...
  *
@@ -18,7 +18,10 @@
  * Both commands apply run.blas_threads (nn_threads_configure: OPENBLAS_NUM_THREADS, when set,
  * wins) right after loading the config.
  *
- * train: learner_train.h's loop in run.out_dir/run.name/. The effective config is stored in
+ * train: learner_train.h's loop in run.out_dir/run.name/, or under mpirun/srun with >= 2 ranks
+ * the distributed job (learner_dist.h; --deadline S: how long a rank waits for a peer, default
+ * 60 s). SIGTERM/SIGINT stop it after a checkpoint (learner_train.h "Stopping on a signal"): exit
+ * status 128 + signal (143, 130). The effective config is stored in
  * config.ini and every checkpoint, so --resume needs nothing else: the config is the
  * checkpoint's (or CONFIG's) plus --set, and may differ from the checkpoint's only where
  * learner_train_resume_may_change allows (train.iterations, run.blas_threads, file paths).
@@ -33,7 +36,7 @@
  * directory) or to --json OUT.
  *
  * Both return an exit status: 0 ok, 2 usage or input error (the message names the file and
- * field), 1 internal failure. */
+ * field), 1 internal failure; train also 128 + signal when a signal stopped it. */
 #ifndef LEARNER_CMD_H
 #define LEARNER_CMD_H
 

@@ -1,6 +1,8 @@
 /* learner_dist.c: the learner role and the launcher of the distributed job (see learner_dist.h). */
 #include "learner/learner_dist.h"
 
+#include <dirent.h>
+#include <errno.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -8,18 +10,26 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "common/hsrl_alloc.h"
 #include "common/hsrl_check.h"
 #include "common/hsrl_log.h"
+#include "common/hsrl_progress.h"
 #include "common/hsrl_timer.h"
 #include "common/io/io_h5.h"
 #include "common/io/io_zstd.h"
 #include "replay/replay_block.h"
 #include "replay/replay_server.h"
+#include "replay/replay_shard.h"
+#include "replay/replay_snapshot.h"
 
 #define LD_TRY(expr) \
   do { hsrl_status s_ = (expr); if (s_ != HSRL_OK) return s_; } while (0)
+
+double learner_dist_deadline(const learner_train_options *opt) {
+  return opt->deadline_s > 0.0 ? opt->deadline_s : LEARNER_DIST_DEADLINE_S;
+}
 
 int learner_dist_launched_size(void) {
   const char *names[] = {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE"};
@@ -61,7 +71,10 @@ const char *learner_dist_sim_path(const hsrl_settings *s) {
 /* ---------------------------------------------------------------- the learner role */
 
 enum { M_UPD, M_CRIT, M_ACT, M_ENT, M_BC, M_ADV, M_VAL, M_TD, M_GN, M_W0,
-       M_LAGSUM = M_W0 + AGENT_MAX_LEVELS + 1, M_LAGN, M_N };
+       M_LAGSUM = M_W0 + AGENT_MAX_LEVELS + 1, M_LAGN, M_LAGMIN, M_LAGMAX, M_N };
+
+#define LD_MAX_ACTORS 4096
+#define LD_MAX_SHARDS 64
 
 typedef struct ldist {
   comm *ep;
@@ -70,27 +83,53 @@ typedef struct ldist {
   const char *run_dir;
   char ckpt_dir[LEARNER_PATH_MAX + 8];
   int R, n_actors, n_mlc, sync;
+  double deadline;
+  int64_t n_pre; /* sync: actor steps before update 1 */
   learner_world w;
   agent *a;
   replay_rows_shape shape;
-  replay_rows_buf rows; /* (B) the batch being assembled from the shards */
+  replay_rows_buf rows; /* (B) R > 0: the batch being assembled from the shards */
   replay_block *block;
   uint8_t *in_buf;
   int64_t in_cap;
+  /* R = 0: the replay inside the learner */
+  replay_shard *local;
+  int actors[LD_MAX_ACTORS];
+  int64_t steps_in; /* sync: actor steps ingested */
+  int64_t *taken;   /* (size) messages taken from each actor rank (credits) */
   comm_bcast *bc;
   float *params_out; /* the broadcast's copy of the policy */
-  int64_t n_params;
+  int64_t n_params, bc_version;
   int bc_busy;
   int64_t iteration;
   FILE *metrics;
-  double m[M_N], lag_min, lag_max, t0, t_int;
-  learner_dist_actor_stats act_now[4096], act_prev[4096];
-  int64_t shard_c[64][REPLAY_SERVER_N_COUNTERS], shard_prev[64][REPLAY_SERVER_N_COUNTERS];
+  double m[M_N], t0, t_int, seconds_before;
+  hsrl_progress progress;
+  int64_t progress_from;
+  learner_dist_actor_stats act_now[LD_MAX_ACTORS], act_prev[LD_MAX_ACTORS];
+  int64_t shard_c[LD_MAX_SHARDS][REPLAY_SERVER_N_COUNTERS], shard_prev[LD_MAX_SHARDS][REPLAY_SERVER_N_COUNTERS];
 } ldist;
 
 static void ld_nap(void) {
   struct timespec ts = {0, 200000};
   nanosleep(&ts, NULL);
+}
+
+static void ld_take_stats(ldist *L, const comm_header *h, const void *payload) {
+  int i = h->sender - 1 - L->R;
+  if (i >= 0 && i < L->n_actors && i < LD_MAX_ACTORS && h->bytes == (int64_t)sizeof(learner_dist_actor_stats))
+    memcpy(&L->act_now[i], payload, sizeof(learner_dist_actor_stats));
+}
+
+/* Messages an ingest (R = 0) does not expect: STATS are taken, anything else is an error. */
+static hsrl_status ld_on_other(void *ctx, const comm_header *h, const void *payload) {
+  ldist *L = ctx;
+  if (h->kind == COMM_KIND_STATS) {
+    ld_take_stats(L, h, payload);
+    return HSRL_OK;
+  }
+  return hsrl_err(HSRL_E_INPUT, NULL, 0, "kind", "the learner got %s from rank %d",
+                  comm_kind_name(h->kind), h->sender);
 }
 
 /* Receives everything but what we wait for: STATS from actors. */
@@ -102,9 +141,8 @@ static hsrl_status ld_drain_stats(ldist *L) {
     if (!found) return HSRL_OK;
     comm_header h;
     learner_dist_actor_stats as;
-    LD_TRY(comm_recv(L->ep, pr.src, COMM_KIND_STATS, &as, sizeof as, LEARNER_DIST_DEADLINE_S, &h));
-    int i = h.sender - 1 - L->R;
-    if (i >= 0 && i < L->n_actors && i < 4096 && h.bytes == (int64_t)sizeof as) L->act_now[i] = as;
+    LD_TRY(comm_recv(L->ep, pr.src, COMM_KIND_STATS, &as, sizeof as, L->deadline, &h));
+    ld_take_stats(L, &h, &as);
   }
 }
 
@@ -114,13 +152,13 @@ static hsrl_status ld_wait(ldist *L, int src, int kind, void *buf, int64_t cap, 
   for (;;) {
     int found = 0;
     LD_TRY(comm_poll(L->ep, src, kind, &found, NULL));
-    if (found) return comm_recv(L->ep, src, kind, buf, cap, LEARNER_DIST_DEADLINE_S, h);
+    if (found) return comm_recv(L->ep, src, kind, buf, cap, L->deadline, h);
     LD_TRY(ld_drain_stats(L));
-    if (hsrl_time_now() - t0 > LEARNER_DIST_DEADLINE_S) {
+    if (hsrl_time_now() - t0 > L->deadline) {
       char a[48], b[48];
-      return hsrl_err(HSRL_E_TIMEOUT, NULL, 0, NULL, "%s got no %s message from %s within %.0f s",
+      return hsrl_err(HSRL_E_TIMEOUT, NULL, 0, NULL, "%s got no %s message from %s within %.3g s",
                       comm_peer_name(L->ep, 0, a, sizeof a), comm_kind_name(kind),
-                      comm_peer_name(L->ep, src, b, sizeof b), LEARNER_DIST_DEADLINE_S);
+                      comm_peer_name(L->ep, src, b, sizeof b), L->deadline);
     }
     ld_nap();
   }
@@ -134,14 +172,13 @@ static int64_t ld_rows_of(const ldist *L, int r) {
 static hsrl_status ld_request(ldist *L, int64_t k) {
   for (int r = 0; r < L->R; r++) {
     int64_t req[2] = {k, ld_rows_of(L, r)};
-    LD_TRY(comm_send(L->ep, 1 + r, COMM_KIND_SAMPLE_REQUEST, L->iteration, req, sizeof req,
-                     LEARNER_DIST_DEADLINE_S));
+    LD_TRY(comm_send(L->ep, 1 + r, COMM_KIND_SAMPLE_REQUEST, L->iteration, req, sizeof req, L->deadline));
   }
   return HSRL_OK;
 }
 
-/* Batch k from every shard into L->rows. */
-static hsrl_status ld_gather(ldist *L, int64_t k) {
+/* R > 0: batch k from every shard into L->rows. */
+static hsrl_status ld_gather_shards(ldist *L, int64_t k, replay_rows *out) {
   const int64_t B = L->s->train.batch;
   const size_t off = REPLAY_SERVER_N_COUNTERS * sizeof(int64_t);
   for (int r = 0; r < L->R; r++) {
@@ -169,15 +206,54 @@ static hsrl_status ld_gather(ldist *L, int64_t k) {
       return hsrl_err(HSRL_E_INPUT, NULL, 0, "SAMPLE_BATCH", "shard %d sent %lld rows, asked %lld", r,
                       (long long)n, (long long)ld_rows_of(L, r));
   }
+  *out = replay_rows_buf_view(&L->rows, 0, B);
   return HSRL_OK;
 }
 
-static hsrl_status ld_broadcast(ldist *L, int64_t version) {
+/* R = 0: batch k from the learner's own shard, fed by the actors meanwhile. */
+static hsrl_status ld_gather_local(ldist *L, int64_t k, replay_rows *out) {
+  const int64_t B = L->s->train.batch;
+  if (L->sync) {
+    LD_TRY(replay_server_ingest_steps(L->ep, L->local, L->actors, L->n_actors, L->in_buf, L->in_cap,
+                                      L->deadline, &L->steps_in, L->n_pre + k, L->taken, ld_on_other, L));
+    if (!replay_shard_sample(L->local, B, out))
+      return hsrl_err(HSRL_E_INTERNAL, NULL, 0, "limiter", "sync replay refused a sample");
+  } else {
+    double idle_since = hsrl_time_now();
+    for (;;) {
+      int progress = 0;
+      LD_TRY(replay_server_ingest_waiting(L->ep, L->local, L->in_buf, L->in_cap, L->deadline, L->taken,
+                                          &progress));
+      if (replay_shard_sample(L->local, B, out)) break;
+      LD_TRY(ld_drain_stats(L));
+      if (progress) {
+        idle_since = hsrl_time_now();
+        continue;
+      }
+      if (hsrl_time_now() - idle_since > L->deadline)
+        return hsrl_err(HSRL_E_TIMEOUT, NULL, 0, NULL,
+                        "rank 0 (learner) got no transitions from its actors within %.3g s (update "
+                        "%lld, replay holds %lld)",
+                        L->deadline, (long long)k, (long long)replay_shard_size(L->local));
+      ld_nap();
+    }
+  }
+  const replay_shard_counters *c = replay_shard_get_counters(L->local);
+  int64_t *sc = L->shard_c[0];
+  sc[REPLAY_SERVER_C_INSERTED] = c->inserted, sc[REPLAY_SERVER_C_SAMPLED] = c->sampled;
+  sc[REPLAY_SERVER_C_SAMPLE_WAITS] = c->sample_waits, sc[REPLAY_SERVER_C_INSERT_WAITS] = c->insert_waits;
+  sc[REPLAY_SERVER_C_QUEUE_FULL] = c->queue_full, sc[REPLAY_SERVER_C_BLOCKS] = c->blocks_received;
+  sc[REPLAY_SERVER_C_SIZE] = replay_shard_size(L->local), sc[REPLAY_SERVER_C_QUEUED] = replay_shard_queued(L->local);
+  return HSRL_OK;
+}
+
+/* Broadcasts params_out (from_agent: a fresh copy of the agent's policy first) as `version`. */
+static hsrl_status ld_broadcast(ldist *L, int64_t version, int from_agent) {
   if (L->n_actors == 0) return HSRL_OK;
   if (L->bc_busy) {
     int done = 0;
     if (L->sync) {
-      LD_TRY(comm_bcast_wait(L->bc, LEARNER_DIST_DEADLINE_S, NULL));
+      LD_TRY(comm_bcast_wait(L->bc, L->deadline, NULL));
       done = 1;
     } else {
       LD_TRY(comm_bcast_test(L->bc, &done, NULL));
@@ -185,9 +261,10 @@ static hsrl_status ld_broadcast(ldist *L, int64_t version) {
     if (!done) return HSRL_OK; /* async: skipped; the next boundary carries newer parameters */
     L->bc_busy = 0;
   }
-  memcpy(L->params_out, L->a->vt->policy_params(L->a), (size_t)L->n_params * sizeof(float));
+  if (from_agent) memcpy(L->params_out, L->a->vt->policy_params(L->a), (size_t)L->n_params * sizeof(float));
   LD_TRY(comm_bcast_start(L->bc, L->params_out, L->n_params * (int64_t)sizeof(float), version));
   L->bc_busy = 1;
+  L->bc_version = version;
   if (!L->sync)
     for (int i = 0; i < L->n_actors; i++) {
       hsrl_status st = comm_send(L->ep, 1 + L->R + i, COMM_KIND_PING, version, NULL, 0, 0);
@@ -204,10 +281,12 @@ static hsrl_status ld_checkpoint(ldist *L) {
   size_t n = hsrl_settings_write(L->s, 0, NULL, 0) + 1;
   char *text = hsrl_malloc(n);
   hsrl_settings_write(L->s, 0, text, n);
+  snprintf(path, sizeof path, "%s/step-%lld.h5", L->ckpt_dir, (long long)L->iteration);
   /* the shards first: a checkpoint file exists only when its cut is complete */
+  if (L->R == 0) HSRL_TRY(replay_server_snapshot(L->local, L->run_dir, 0, L->iteration));
   for (int r = 0; r < L->R; r++)
     HSRL_TRY(comm_send(L->ep, 1 + r, COMM_KIND_CHECKPOINT_REQUEST, L->iteration, &L->iteration,
-                       sizeof L->iteration, LEARNER_DIST_DEADLINE_S));
+                       sizeof L->iteration, L->deadline));
   for (int r = 0; r < L->R; r++) {
     comm_header h;
     int64_t it = -1;
@@ -218,18 +297,59 @@ static hsrl_status ld_checkpoint(ldist *L) {
       goto done;
     }
   }
-  snprintf(path, sizeof path, "%s/step-%lld.h5", L->ckpt_dir, (long long)L->iteration);
   HSRL_TRY(io_h5_create(&f, path));
   HSRL_TRY(io_h5_stamp(f, LEARNER_TRAIN_CKPT_KIND, LEARNER_TRAIN_CKPT_VERSION, hsrl_settings_hash(L->s)));
   HSRL_TRY(io_h5_attr_set_i64(f, "/", "iteration", L->iteration));
   HSRL_TRY(io_h5_attr_set_str(f, "/", "config", text));
   HSRL_TRY(L->a->vt->save(L->a, f));
+  {
+    int64_t dims[1] = {L->n_params};
+    HSRL_TRY(io_h5_write_f32(f, "learner/dist/policy", L->params_out, 1, dims, 0));
+    HSRL_TRY(io_h5_attr_set_i64(f, "learner/dist", "policy_version", L->bc_version));
+    HSRL_TRY(io_h5_attr_set_i64(f, "learner/dist", "replay_shards", L->R));
+    HSRL_TRY(io_h5_attr_set_i64(f, "learner/dist", "actors", L->n_actors));
+    HSRL_TRY(io_h5_attr_set_i64(f, "learner/dist", "sync", L->sync));
+    HSRL_TRY(io_h5_attr_set_i64(f, "learner/dist", "prefill_steps", L->n_pre));
+    int64_t mdims[1] = {M_N};
+    HSRL_TRY(io_h5_write_f64(f, "learner/metrics/interval_sums", L->m, 1, mdims, 0));
+  }
   st = io_h5_commit(f);
   f = NULL;
 done:
   io_h5_close(f);
   hsrl_free(text);
   if (st != HSRL_OK) hsrl_err_context(st, "writing checkpoint %s", path);
+  return st;
+}
+
+/* Resume: the agent, the last broadcast and the metrics interval of checkpoint k. */
+static hsrl_status ld_restore(ldist *L, int64_t k) {
+  hsrl_status st = HSRL_OK;
+  io_h5 *f = NULL;
+  char path[LEARNER_PATH_MAX + 64];
+  int64_t it = -1;
+  snprintf(path, sizeof path, "%s/step-%lld.h5", L->ckpt_dir, (long long)k);
+  HSRL_TRY(io_h5_open(&f, path));
+  HSRL_TRY(learner_train_check_resume_config(f, path, L->s));
+  HSRL_TRY(io_h5_attr_get_i64(f, "/", "iteration", &it));
+  if (it != k) {
+    st = hsrl_err(HSRL_E_CORRUPT, path, 0, "iteration", "%lld, the file name says %lld", (long long)it,
+                  (long long)k);
+    goto done;
+  }
+  HSRL_TRY(L->a->vt->load(L->a, f));
+  HSRL_TRY(io_h5_read_f32(f, "learner/dist/policy", L->params_out, L->n_params));
+  HSRL_TRY(io_h5_attr_get_i64(f, "learner/dist", "policy_version", &L->bc_version));
+  if (L->bc_version < 0 || L->bc_version > k) {
+    st = hsrl_err(HSRL_E_CORRUPT, path, 0, "learner/dist/policy_version", "%lld outside [0, %lld]",
+                  (long long)L->bc_version, (long long)k);
+    goto done;
+  }
+  HSRL_TRY(io_h5_read_f64(f, "learner/metrics/interval_sums", L->m, M_N));
+  L->iteration = k;
+done:
+  io_h5_close(f);
+  if (st != HSRL_OK) hsrl_err_context(st, "resuming from %s", path);
   return st;
 }
 
@@ -248,7 +368,7 @@ static void ld_report(ldist *L) {
   if (dt <= 0.0) dt = 1e-9;
   double nu = L->m[M_UPD] > 0 ? L->m[M_UPD] : 1.0;
   double steps = 0, us = 0, ep = 0, er = 0, ed = 0;
-  for (int i = 0; i < L->n_actors && i < 4096; i++) {
+  for (int i = 0; i < L->n_actors && i < LD_MAX_ACTORS; i++) {
     steps += L->act_now[i].steps - L->act_prev[i].steps;
     us += L->act_now[i].user_steps - L->act_prev[i].user_steps;
     ep += L->act_now[i].episodes - L->act_prev[i].episodes;
@@ -256,22 +376,23 @@ static void ld_report(ldist *L) {
     ed += L->act_now[i].episode_depth - L->act_prev[i].episode_depth;
     L->act_prev[i] = L->act_now[i];
   }
+  const int n_shards = L->R > 0 ? L->R : 1;
   int64_t d[REPLAY_SERVER_N_COUNTERS] = {0}, size = 0;
-  for (int r = 0; r < L->R && r < 64; r++) {
+  for (int r = 0; r < n_shards && r < LD_MAX_SHARDS; r++) {
     for (int c = 0; c < REPLAY_SERVER_N_COUNTERS; c++) d[c] += L->shard_c[r][c] - L->shard_prev[r][c];
     size += L->shard_c[r][REPLAY_SERVER_C_SIZE];
     memcpy(L->shard_prev[r], L->shard_c[r], sizeof L->shard_c[r]);
   }
-  fprintf(L->metrics, "%lld\t%.3f\t%.2f\t%.1f\t%.1f\t%.1f\t%.1f", (long long)L->iteration, now - L->t0,
-          L->m[M_UPD] / dt, steps / dt, us / dt, (double)d[REPLAY_SERVER_C_INSERTED] / dt,
-          (double)d[REPLAY_SERVER_C_SAMPLED] / dt);
+  fprintf(L->metrics, "%lld\t%.3f\t%.2f\t%.1f\t%.1f\t%.1f\t%.1f", (long long)L->iteration,
+          L->seconds_before + (now - L->t0), L->m[M_UPD] / dt, steps / dt, us / dt,
+          (double)d[REPLAY_SERVER_C_INSERTED] / dt, (double)d[REPLAY_SERVER_C_SAMPLED] / dt);
   for (int k = M_CRIT; k <= M_GN; k++) fprintf(L->metrics, "\t%.6g", L->m[k] / nu);
   for (int j = 0; j < L->n_mlc; j++) fprintf(L->metrics, "\t%.6g", L->m[M_W0 + j] / nu);
   if (ep > 0) fprintf(L->metrics, "\t%.0f\t%.6g\t%.6g", ep, er / ep, ed / ep);
   else fprintf(L->metrics, "\t0\tnan\tnan");
   double ln = L->m[M_LAGN];
-  fprintf(L->metrics, "\t%.0f\t%.3f\t%.0f\t%lld\t%lld\t%lld\t%lld\n", ln > 0 ? L->lag_min : 0.0,
-          ln > 0 ? L->m[M_LAGSUM] / ln : 0.0, ln > 0 ? L->lag_max : 0.0, (long long)size,
+  fprintf(L->metrics, "\t%.0f\t%.3f\t%.0f\t%lld\t%lld\t%lld\t%lld\n", ln > 0 ? L->m[M_LAGMIN] : 0.0,
+          ln > 0 ? L->m[M_LAGSUM] / ln : 0.0, ln > 0 ? L->m[M_LAGMAX] : 0.0, (long long)size,
           (long long)d[REPLAY_SERVER_C_SAMPLE_WAITS], (long long)d[REPLAY_SERVER_C_INSERT_WAITS],
           (long long)d[REPLAY_SERVER_C_QUEUE_FULL]);
   fflush(L->metrics);
@@ -279,14 +400,16 @@ static void ld_report(ldist *L) {
   L->t_int = now;
 }
 
-static hsrl_status ld_update(ldist *L) {
+static hsrl_status ld_update(ldist *L, const replay_rows *r) {
   const int64_t B = L->s->train.batch, k = L->iteration + 1;
-  replay_rows r = replay_rows_buf_view(&L->rows, 0, B);
   agent_batch b;
   memset(&b, 0, sizeof b);
-  b.B = B, b.users = r.users, b.history = r.history, b.slate = r.slate, b.tokens = r.tokens;
-  b.clicks = r.clicks, b.reward = r.reward, b.done = r.done, b.next_users = r.next_users;
-  b.next_history = r.next_history, b.behaviour_logp = r.behaviour_logp;
+  b.B = B, b.users = r->users, b.history = r->history, b.slate = r->slate, b.tokens = r->tokens;
+  b.clicks = r->clicks, b.reward = r->reward, b.done = r->done, b.next_users = r->next_users;
+  b.next_history = r->next_history;
+  /* the acting policy's log-probs of the stored tokens (importance weights; NULL without SIDs) */
+  b.behaviour_logp = r->behaviour_logp;
+  HSRL_CHECK(!L->shape.with_logp || b.behaviour_logp != NULL);
   agent_stats st;
   memset(&st, 0, sizeof st);
   agent_learn(L->a, &b, &st);
@@ -302,9 +425,9 @@ static hsrl_status ld_update(ldist *L) {
   m[M_GN] += st.grad_norm;
   for (int j = 0; j < L->n_mlc && j <= AGENT_MAX_LEVELS; j++) m[M_W0 + j] += st.level_weight[j];
   for (int64_t i = 0; i < B; i++) {
-    double lag = (double)(k - 1 - r.policy_version[i]);
-    if (m[M_LAGN] == 0 || lag < L->lag_min) L->lag_min = lag;
-    if (m[M_LAGN] == 0 || lag > L->lag_max) L->lag_max = lag;
+    double lag = (double)(k - 1 - r->policy_version[i]);
+    if (m[M_LAGN] == 0 || lag < m[M_LAGMIN]) m[M_LAGMIN] = lag;
+    if (m[M_LAGN] == 0 || lag > m[M_LAGMAX]) m[M_LAGMAX] = lag;
     m[M_LAGSUM] += lag, m[M_LAGN] += 1.0;
   }
   return HSRL_OK;
@@ -312,45 +435,62 @@ static hsrl_status ld_update(ldist *L) {
 
 static hsrl_status ld_loop(ldist *L) {
   const hsrl_settings *s = L->s;
-  const int64_t N = s->train.iterations;
-  LD_TRY(ld_broadcast(L, 0));
-  LD_TRY(ld_request(L, 1));
+  const int64_t N = s->train.iterations, every = s->train.checkpoint_every;
+  /* the actors start from version 0, or from the checkpoint's last broadcast */
+  LD_TRY(ld_broadcast(L, L->bc_version, L->iteration == 0));
+  if (L->iteration < N) LD_TRY(ld_request(L, L->iteration + 1));
   L->t0 = L->t_int = hsrl_time_now();
   while (L->iteration < N) {
     const int64_t k = L->iteration + 1;
-    if (k + 1 <= N) LD_TRY(ld_request(L, k + 1)); /* one ahead */
-    LD_TRY(ld_gather(L, k));
-    LD_TRY(ld_update(L));
+    const int sig = learner_train_stop_signal();
+    const int last = k == N || sig;
+    /* a checkpoint is a cut at k: no request beyond k goes out before it */
+    const int ckpt = last || (every > 0 && k % every == 0);
+    if (!ckpt) LD_TRY(ld_request(L, k + 1)); /* one ahead */
+    replay_rows r;
+    if (L->R > 0) LD_TRY(ld_gather_shards(L, k, &r));
+    else LD_TRY(ld_gather_local(L, k, &r));
+    LD_TRY(ld_update(L, &r));
     LD_TRY(ld_drain_stats(L));
-    if (k % s->dist.broadcast_every == 0) LD_TRY(ld_broadcast(L, k));
-    if (k % s->train.report_every == 0 || k == N) ld_report(L);
-    if ((s->train.checkpoint_every > 0 && k % s->train.checkpoint_every == 0) || k == N)
-      LD_TRY(ld_checkpoint(L));
+    if (k % s->dist.broadcast_every == 0) LD_TRY(ld_broadcast(L, k, 1));
+    if (k % s->train.report_every == 0 || last) ld_report(L);
+    if (!L->opt->quiet) hsrl_progress_update(&L->progress, k - L->progress_from, NULL);
+    if (ckpt) LD_TRY(ld_checkpoint(L));
+    if (sig && k < N) {
+      learner_train_set_stopped(sig);
+      HSRL_WARN("stopped by %s at iteration %lld of %lld: wrote %s/step-%lld.h5 and the replay "
+                "snapshots; continue with mpirun ... hsrl train --resume %s",
+                learner_train_signal_name(sig), (long long)k, (long long)N, L->ckpt_dir, (long long)k,
+                L->run_dir);
+      break;
+    }
+    if (ckpt && k < N) LD_TRY(ld_request(L, k + 1));
   }
+  if (!L->opt->quiet) hsrl_progress_finish(&L->progress, NULL);
   /* stop: the last broadcast must finish (members take every one in order) */
   if (L->bc_busy) {
-    LD_TRY(comm_bcast_wait(L->bc, LEARNER_DIST_DEADLINE_S, NULL));
+    LD_TRY(comm_bcast_wait(L->bc, L->deadline, NULL));
     L->bc_busy = 0;
   }
   for (int r = 1; r < comm_size(L->ep); r++)
-    LD_TRY(comm_send(L->ep, r, COMM_KIND_STOP, L->iteration, NULL, 0, LEARNER_DIST_DEADLINE_S));
+    LD_TRY(comm_send(L->ep, r, COMM_KIND_STOP, L->iteration, NULL, 0, L->deadline));
+  if (L->R == 0)
+    LD_TRY(replay_server_drain_actors(L->ep, L->in_buf, L->in_cap, L->n_actors, L->deadline, ld_on_other, L));
   return HSRL_OK;
 }
 
-static hsrl_status ld_mkdirs(const char *path) {
-  char buf[LEARNER_PATH_MAX + 16];
-  snprintf(buf, sizeof buf, "%s", path);
-  for (char *p = buf + 1;; p++)
-    if (*p == '/' || *p == '\0') {
-      char c = *p;
-      *p = '\0';
-      mkdir(buf, 0777);
-      *p = c;
-      if (c == '\0') break;
+/* Resume: temporaries ("<name>.h5.tmp-<pid>") of a writer that was killed are incomplete files. */
+static void ld_remove_temporaries(const char *dir) {
+  DIR *dp = opendir(dir);
+  if (!dp) return;
+  struct dirent *de;
+  char path[LEARNER_PATH_MAX + 300];
+  while ((de = readdir(dp)) != NULL)
+    if (strstr(de->d_name, ".h5.tmp-")) {
+      snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+      if (remove(path) == 0) HSRL_INFO("removed %s (left by a writer that did not finish)", path);
     }
-  struct stat sb;
-  if (stat(path, &sb) != 0) return hsrl_err(HSRL_E_IO, path, 0, NULL, "cannot create directory");
-  return HSRL_OK;
+  closedir(dp);
 }
 
 static hsrl_status learner_dist_learner(comm *ep, const learner_train_options *opt, const char *run_dir) {
@@ -360,8 +500,10 @@ static hsrl_status learner_dist_learner(comm *ep, const learner_train_options *o
   L->ep = ep, L->opt = opt, L->s = s, L->run_dir = run_dir, L->sync = s->dist.sync ? 1 : 0;
   L->R = (int)s->dist.replay_shards;
   L->n_actors = comm_size(ep) - 1 - L->R;
+  L->deadline = learner_dist_deadline(opt);
+  L->n_pre = learner_dist_prefill_steps(s, L->n_actors);
   snprintf(L->ckpt_dir, sizeof L->ckpt_dir, "%s/ckpt", run_dir);
-  HSRL_TRY(ld_mkdirs(L->ckpt_dir));
+  HSRL_TRY(learner_train_mkdirs(L->ckpt_dir));
   const int64_t Bt = s->train.batch;
   HSRL_TRY(learner_train_world_load(&L->w, s, learner_dist_sim_path(s), s->env.batch));
   HSRL_TRY(learner_train_make_agent(&L->a, s, &L->w, Bt,
@@ -369,42 +511,98 @@ static hsrl_status learner_dist_learner(comm *ep, const learner_train_options *o
   int64_t max_vocab = 0;
   learner_dist_shape(&L->w, s, &L->shape, &max_vocab);
   L->n_mlc = strcmp(s->agent.kind, "sl") ? (int)L->shape.n_levels + 1 : 0;
-  replay_rows_buf_init(&L->rows, &L->shape, Bt);
   {
-    replay_block_config bc = {L->shape, Bt, max_vocab, hsrl_settings_hash(s), IO_ZSTD_DEFAULT_LEVEL};
+    replay_block_config bc = {L->shape, Bt, max_vocab, learner_train_resume_hash(s), IO_ZSTD_DEFAULT_LEVEL};
     HSRL_TRY(replay_block_init(&L->block, &bc));
     L->in_cap = (int64_t)replay_block_bound(L->block) + REPLAY_SERVER_N_COUNTERS * 8;
+    if (L->R == 0) {
+      /* the actors' blocks come here */
+      replay_block_config ic = bc;
+      ic.max_rows = s->dist.block_rows;
+      replay_block *probe = NULL;
+      HSRL_TRY(replay_block_init(&probe, &ic));
+      int64_t need = (int64_t)replay_block_bound(probe) + 64;
+      replay_block_free(probe);
+      if (need > L->in_cap) L->in_cap = need;
+      if (L->in_cap < (int64_t)sizeof(learner_dist_actor_stats)) L->in_cap = sizeof(learner_dist_actor_stats);
+    }
     L->in_buf = hsrl_alloc_aligned((size_t)L->in_cap);
+  }
+  if (L->R > 0) {
+    replay_rows_buf_init(&L->rows, &L->shape, Bt);
+  } else {
+    replay_shard_config sc;
+    replay_server_shard_config(&sc, s, 0, 0, &L->shape, max_vocab, learner_train_resume_hash(s));
+    HSRL_TRY(replay_shard_init(&L->local, &sc));
+    L->taken = hsrl_calloc((size_t)comm_size(ep), sizeof(int64_t));
+    int n = replay_server_actors_of(comm_size(ep), 0, 0, L->actors, LD_MAX_ACTORS);
+    HSRL_CHECK(n == L->n_actors && n <= LD_MAX_ACTORS);
   }
   L->n_params = L->a->vt->n_policy_params(L->a);
   L->params_out = hsrl_alloc_aligned((size_t)L->n_params * sizeof(float));
   if (L->n_actors > 0) {
-    int members[4096], n = 0;
-    for (int r = 1 + L->R; r < comm_size(ep) && n < 4096; r++) members[n++] = r;
+    int members[LD_MAX_ACTORS], n = 0;
+    for (int r = 1 + L->R; r < comm_size(ep) && n < LD_MAX_ACTORS; r++) members[n++] = r;
     HSRL_TRY(comm_bcast_open(&L->bc, ep, 0, members, n));
   }
   {
     char mpath[LEARNER_PATH_MAX + 32];
     snprintf(mpath, sizeof mpath, "%s/metrics.tsv", run_dir);
-    L->metrics = fopen(mpath, "w");
+    const int64_t k0 = opt->start_iteration;
+    if (k0 > 0) {
+      char rdir[LEARNER_PATH_MAX + 16];
+      snprintf(rdir, sizeof rdir, "%s/replay", run_dir);
+      ld_remove_temporaries(L->ckpt_dir);
+      ld_remove_temporaries(rdir);
+      HSRL_TRY(ld_restore(L, k0));
+      if (L->R == 0) {
+        char spath[LEARNER_PATH_MAX + 64];
+        HSRL_TRY(replay_server_snapshot_path(spath, sizeof spath, run_dir, 0, k0));
+        HSRL_TRY(replay_snapshot_restore(L->local, spath));
+        if (L->sync) L->steps_in = L->n_pre + k0;
+      }
+      HSRL_TRY(learner_train_metrics_truncate(mpath, k0, &L->seconds_before));
+      L->metrics = fopen(mpath, "a");
+      if (L->metrics && ftell(L->metrics) == 0) ld_metrics_header(L);
+      HSRL_INFO("resuming %s from iteration %lld (%s/step-%lld.h5): %d replay shard(s), %d actor(s)",
+                  run_dir, (long long)k0, L->ckpt_dir, (long long)k0, L->R, L->n_actors);
+    } else {
+      L->metrics = fopen(mpath, "w");
+      if (L->metrics) ld_metrics_header(L);
+    }
     if (!L->metrics) {
-      st = hsrl_err(HSRL_E_IO, mpath, 0, NULL, "cannot write");
+      st = hsrl_err(HSRL_E_IO, mpath, 0, NULL, "cannot write: %s", strerror(errno));
       goto done;
     }
-    ld_metrics_header(L);
+    HSRL_TRY(learner_train_write_config(run_dir, s));
+  }
+  if (!opt->quiet) {
+    char label[48] = "train";
+    L->progress_from = L->iteration;
+    if (L->iteration > 0) snprintf(label, sizeof label, "train (resumed at %lld)", (long long)L->iteration);
+    int64_t left = s->train.iterations - L->iteration;
+    hsrl_progress_init(&L->progress, label, left > 0 ? left : 0);
   }
   st = ld_loop(L);
   if (st == HSRL_OK && !opt->quiet)
     HSRL_INFO("distributed run %s: %lld updates, %d replay shards, %d actors", run_dir,
               (long long)L->iteration, L->R, L->n_actors);
 done:
+  if (st != HSRL_OK && comm_size(ep) > 1) {
+    /* best effort: the others stop now instead of at their deadlines */
+    char keep[1024];
+    snprintf(keep, sizeof keep, "%s", hsrl_err_message());
+    for (int r = 1; r < comm_size(ep); r++) comm_send(ep, r, COMM_KIND_STOP, L->iteration, NULL, 0, 0);
+    hsrl_err(st, NULL, 0, NULL, "%s", keep);
+  }
   if (L->metrics) fclose(L->metrics);
   comm_bcast_free(L->bc);
   agent_free(L->a);
   learner_train_world_free(&L->w);
   replay_rows_buf_free(&L->rows);
   replay_block_free(L->block);
-  hsrl_free(L->in_buf), hsrl_free(L->params_out);
+  replay_shard_free(L->local);
+  hsrl_free(L->in_buf), hsrl_free(L->params_out), hsrl_free(L->taken);
   hsrl_free(L);
   return st;
 }
@@ -431,10 +629,11 @@ static hsrl_status ld_replay_role(comm *ep, const learner_train_options *opt, co
   c.settings = s;
   learner_dist_shape(&w, s, &c.shape, &c.max_vocab);
   learner_train_world_free(&w);
-  c.config_hash = hsrl_settings_hash(s);
+  c.config_hash = learner_train_resume_hash(s);
   c.run_dir = run_dir;
   c.n_prefill_steps = learner_dist_prefill_steps(s, comm_size(ep) - 1 - s->dist.replay_shards);
-  c.deadline_s = LEARNER_DIST_DEADLINE_S;
+  c.deadline_s = learner_dist_deadline(opt);
+  c.start_iteration = opt->start_iteration;
   return replay_server_run(ep, &c);
 }
 
@@ -452,6 +651,62 @@ static void *ld_role_main(void *arg) {
   return NULL;
 }
 
+/* Before any role starts: the newest complete checkpoint of a resumed run (*k0), refusing what
+ * cannot be resumed here (learner_dist.h "Resume"); a new run refuses a run directory that holds
+ * checkpoints already. Every rank checks the same files, so all fail alike. */
+static hsrl_status ld_check_start(const learner_train_options *opt, const char *run_dir, int size,
+                                  int64_t *k0) {
+  hsrl_status st = HSRL_OK;
+  const hsrl_settings *s = &opt->settings;
+  char path[LEARNER_PATH_MAX + 64];
+  io_h5 *f = NULL;
+  *k0 = 0;
+  if (!opt->resume) {
+    int64_t it = 0;
+    if (learner_train_latest_checkpoint(run_dir, path, sizeof path, &it) == HSRL_OK)
+      return hsrl_err(HSRL_E_USAGE, run_dir, 0, "run.name",
+                      "the run directory holds checkpoints already (%s): continue it with --resume "
+                      "or choose another run.name",
+                      path);
+    hsrl_err_clear();
+    return HSRL_OK;
+  }
+  int64_t k = 0, actors = 0, sync = 0;
+  HSRL_TRY(learner_train_latest_checkpoint(run_dir, path, sizeof path, &k));
+  HSRL_TRY(io_h5_open(&f, path));
+  HSRL_TRY(learner_train_check_resume_config(f, path, s));
+  if (!io_h5_exists(f, "learner/dist")) {
+    st = hsrl_err(HSRL_E_USAGE, path, 0, NULL,
+                  "written by a single-process run: resume it without mpirun (one process)");
+    goto done;
+  }
+  HSRL_TRY(io_h5_attr_get_i64(f, "learner/dist", "actors", &actors));
+  HSRL_TRY(io_h5_attr_get_i64(f, "learner/dist", "sync", &sync));
+  {
+    const int64_t now_actors = size - 1 - s->dist.replay_shards;
+    if (s->dist.sync && actors != now_actors) {
+      st = hsrl_err(HSRL_E_USAGE, path, 0, "dist.sync",
+                    "written by a job with %lld actor(s); this one has %lld (%d ranks): a sync run "
+                    "resumes only with the same number of ranks",
+                    (long long)actors, (long long)now_actors, size);
+      goto done;
+    }
+  }
+  for (int r = 0; r < (s->dist.replay_shards > 0 ? (int)s->dist.replay_shards : 1); r++) {
+    char sp[LEARNER_PATH_MAX + 64];
+    struct stat sb;
+    HSRL_TRY(replay_server_snapshot_path(sp, sizeof sp, run_dir, r, k));
+    if (stat(sp, &sb) != 0) {
+      st = hsrl_err(HSRL_E_INPUT, sp, 0, NULL, "missing: the replay snapshot of checkpoint %s", path);
+      goto done;
+    }
+  }
+  *k0 = k;
+done:
+  io_h5_close(f);
+  return st;
+}
+
 hsrl_status learner_dist_run(const learner_train_options *opt, comm_transport transport, int n_ranks,
                              learner_dist_actor_fn actor_fn) {
   hsrl_status st = HSRL_OK;
@@ -460,24 +715,23 @@ hsrl_status learner_dist_run(const learner_train_options *opt, comm_transport tr
   comm_world *w = NULL;
   ld_role *roles = NULL;
   pthread_t *th = NULL;
-  if (opt->resume)
-    return hsrl_err(HSRL_E_USAGE, NULL, 0, "--resume", "resuming a distributed run is not implemented yet");
-  if (s->dist.replay_shards < 1)
-    return hsrl_err(HSRL_E_USAGE, NULL, 0, "dist.replay_shards",
-                    "the distributed job needs replay shard ranks (dist.replay_shards >= 1; 0, the "
-                    "replay inside the learner, is not implemented yet)");
-  if (s->dist.replay_shards > 64 || s->train.batch < s->dist.replay_shards)
-    return hsrl_err(HSRL_E_USAGE, NULL, 0, "dist.replay_shards", "at most 64 and at most train.batch");
+  learner_train_options *ro = NULL; /* the roles' options: opt + start_iteration */
+  const double deadline = learner_dist_deadline(opt);
+  if (s->dist.replay_shards > LD_MAX_SHARDS || (s->dist.replay_shards > 0 && s->train.batch < s->dist.replay_shards))
+    return hsrl_err(HSRL_E_USAGE, NULL, 0, "dist.replay_shards", "at most %d and at most train.batch",
+                    LD_MAX_SHARDS);
   if (opt->run_dir[0]) snprintf(run_dir, sizeof run_dir, "%s", opt->run_dir);
-  else snprintf(run_dir, sizeof run_dir, "%s/%s", s->run.out_dir, s->run.name);
+  else if (snprintf(run_dir, sizeof run_dir, "%s/%s", s->run.out_dir, s->run.name) >= (int)sizeof run_dir)
+    return hsrl_err(HSRL_E_USAGE, NULL, 0, "run.name", "run directory path too long");
   comm_config cc = comm_config_defaults();
   cc.transport = transport;
   cc.n_ranks = n_ranks;
   cc.n_replay_shards = (int)s->dist.replay_shards;
   cc.config_hash = hsrl_settings_hash(s);
+  cc.close_deadline_s = deadline < cc.close_deadline_s ? deadline : cc.close_deadline_s;
   {
     /* the largest message: a parameter vector or a batch; in-process inboxes deep enough for
-     * the sync prefill (an actor runs that far ahead of the first request) */
+     * what the sync schedule lets the actors send ahead (prefill and a broadcast interval) */
     learner_world lw;
     HSRL_TRY(learner_train_world_load(&lw, s, learner_dist_sim_path(s), s->env.batch));
     agent *a = NULL;
@@ -491,25 +745,38 @@ hsrl_status learner_dist_run(const learner_train_options *opt, comm_transport tr
     int64_t per_row = 8 * (2 * s->data.history_len + 4 * s->data.slate_size * 8 + 16);
     if (rows * per_row + 65536 > big) big = rows * per_row + 65536;
     cc.max_payload_bytes = big;
-    int64_t steps = learner_dist_prefill_steps(s, 1) + 4;
-    int64_t msgs = steps * (s->env.batch / s->dist.block_rows + 2) + 16;
+    /* inboxes: every actor's credit window (replay_server_window), the learner's requests,
+     * checkpoint messages, STATS and STOPs */
+    int64_t n_act = transport == COMM_TRANSPORT_INPROC ? n_ranks - 1 - s->dist.replay_shards : 1;
+    if (n_act < 1) n_act = 1;
+    int64_t msgs = n_act * (replay_server_window(s) + 4) + 32;
     cc.n_slots = msgs > 64 ? (int)(msgs < 4096 ? msgs : 4096) : 64;
   }
   HSRL_TRY(comm_world_open(&w, &cc));
-  if (comm_world_size(w) < 2 + s->dist.replay_shards) {
+  const int size = comm_world_size(w);
+  if (size < 2 + s->dist.replay_shards) {
     st = hsrl_err(HSRL_E_USAGE, NULL, 0, "dist.replay_shards",
-                  "%d ranks cannot hold the learner, %lld replay shards and an actor",
-                  comm_world_size(w), (long long)s->dist.replay_shards);
+                  "%d ranks cannot hold the learner, %lld replay shards and an actor", size,
+                  (long long)s->dist.replay_shards);
     goto done;
   }
-  if (comm_world_is_mpi(w) && comm_rank(comm_world_local(w, 0)) == 0) HSRL_TRY(ld_mkdirs(run_dir));
-  if (!comm_world_is_mpi(w)) HSRL_TRY(ld_mkdirs(run_dir));
+  ro = hsrl_malloc(sizeof *ro);
+  *ro = *opt;
+  ro->deadline_s = deadline;
+  HSRL_TRY(ld_check_start(opt, run_dir, size, &ro->start_iteration));
+  if (comm_world_is_mpi(w)) {
+    /* nobody writes before every rank has checked the run directory */
+    HSRL_TRY(comm_barrier(comm_world_local(w, 0), deadline));
+    if (comm_rank(comm_world_local(w, 0)) == 0) HSRL_TRY(learner_train_mkdirs(run_dir));
+  } else {
+    HSRL_TRY(learner_train_mkdirs(run_dir));
+  }
   {
     const int n = comm_world_n_local(w);
     roles = hsrl_calloc((size_t)n, sizeof *roles);
     th = hsrl_calloc((size_t)n, sizeof *th);
     for (int i = 0; i < n; i++) {
-      roles[i].ep = comm_world_local(w, i), roles[i].opt = opt, roles[i].run_dir = run_dir;
+      roles[i].ep = comm_world_local(w, i), roles[i].opt = ro, roles[i].run_dir = run_dir;
       roles[i].actor_fn = actor_fn;
     }
     if (n == 1) {
@@ -521,9 +788,19 @@ hsrl_status learner_dist_run(const learner_train_options *opt, comm_transport tr
     for (int i = 0; i < n && st == HSRL_OK; i++)
       if (roles[i].st != HSRL_OK)
         st = hsrl_err(roles[i].st, NULL, 0, NULL, "rank %d: %s", comm_rank(roles[i].ep), roles[i].msg);
+    if (st != HSRL_OK && comm_world_is_mpi(w)) {
+      /* A failed role may mean a dead peer, and MPI_Finalize can wait forever for one. A barrier
+       * that every rank reaches (all failed alike, all alive) lets comm_world_free finalize; one
+       * that times out leaves the endpoint broken, so comm_world_free skips MPI_Finalize and the
+       * process exits (mpirun then ends the job). */
+      char keep[1024];
+      snprintf(keep, sizeof keep, "%s", hsrl_err_message());
+      comm_barrier(comm_world_local(w, 0), deadline < 5.0 ? deadline : 5.0);
+      hsrl_err(st, NULL, 0, NULL, "%s", keep);
+    }
   }
 done:
   comm_world_free(w);
-  hsrl_free(roles), hsrl_free(th);
+  hsrl_free(roles), hsrl_free(th), hsrl_free(ro);
   return st;
 }

@@ -5,6 +5,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,11 +76,12 @@ struct learner {
   double seconds_before; /* training seconds of earlier processes (resume) */
   double t_open, t_interval;
   hsrl_progress progress;
+  int64_t progress_from; /* the iteration this process started at: the progress line counts from it */
 };
 
 /* ---------------------------------------------------------------- small helpers */
 
-static hsrl_status learner_mkdirs(const char *path) {
+hsrl_status learner_train_mkdirs(const char *path) {
   char buf[LEARNER_PATH_MAX + 16];
   if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf)
     return hsrl_err(HSRL_E_USAGE, path, 0, NULL, "path too long");
@@ -94,6 +96,44 @@ static hsrl_status learner_mkdirs(const char *path) {
     }
   }
   return HSRL_OK;
+}
+
+/* ---------------------------------------------------------------- stop on a signal */
+
+/* The stop request: written by the signal handler, read by the training loops (both roles of a
+ * process see the same one). */
+static volatile sig_atomic_t learner_stop_signo;
+/* the signal that ended a run before train.iterations (set by the loops, read by hsrl train) */
+static int learner_stopped_by;
+
+void learner_train_set_stopped(int signo) { learner_stopped_by = signo; }
+int learner_train_stopped(void) { return learner_stopped_by; }
+
+void learner_train_request_stop(int signo) {
+  if (signo <= 0) learner_stop_signo = 0; /* tests: clear */
+  else if (learner_stop_signo == 0) learner_stop_signo = signo;
+}
+
+static void learner_on_signal(int signo) { learner_train_request_stop(signo); }
+
+void learner_train_stop_on_signals(void) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = learner_on_signal;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_RESETHAND; /* one-shot: a second signal has its default effect (ends it) */
+  sigaction(SIGTERM, &sa, NULL);
+  sigaction(SIGINT, &sa, NULL);
+}
+
+int learner_train_stop_signal(void) { return (int)learner_stop_signo; }
+
+const char *learner_train_signal_name(int signo) {
+  static char other[32];
+  if (signo == SIGTERM) return "SIGTERM";
+  if (signo == SIGINT) return "SIGINT";
+  snprintf(other, sizeof other, "signal %d", signo);
+  return other;
 }
 
 static int learner_isfinite_stats(const agent_stats *st) {
@@ -317,14 +357,15 @@ static void learner_report(learner *L) {
     char note[96];
     snprintf(note, sizeof note, "reward %.3f depth %.2f loss %.4g", ne > 0 ? a[ACC_EP_REWARD] / ne : 0.0,
              ne > 0 ? a[ACC_EP_DEPTH] / ne : 0.0, (a[ACC_ACTOR] + a[ACC_CRITIC]) / nu);
-    hsrl_progress_update(&L->progress, L->iteration, note);
+    hsrl_progress_update(&L->progress, L->iteration - L->progress_from, note);
   }
   memset(L->acc, 0, sizeof L->acc);
   L->t_interval = now;
 }
 
 /* Keeps the header and the rows of iterations <= upto (a resumed run rewrites what followed). */
-static hsrl_status learner_metrics_truncate(const char *path, int64_t upto) {
+hsrl_status learner_train_metrics_truncate(const char *path, int64_t upto, double *last_seconds) {
+  if (last_seconds) *last_seconds = 0.0;
   FILE *in = fopen(path, "r");
   if (!in) return HSRL_OK; /* nothing to keep: a fresh header follows */
   char tmp[2 * LEARNER_PATH_MAX];
@@ -337,7 +378,12 @@ static hsrl_status learner_metrics_truncate(const char *path, int64_t upto) {
   char line[4096];
   int first = 1;
   while (fgets(line, sizeof line, in)) {
-    if (first || strtoll(line, NULL, 10) <= upto) fputs(line, out);
+    char *end = NULL;
+    if (first || strtoll(line, &end, 10) <= upto) {
+      fputs(line, out);
+      /* the second column is the seconds since the run started */
+      if (!first && last_seconds && end && *end == '\t') *last_seconds = strtod(end + 1, NULL);
+    }
     first = 0;
   }
   fclose(in);
@@ -396,6 +442,20 @@ int learner_train_resume_may_change(const hsrl_config_field *f) {
          (!strcmp(f->section, "run") && !strcmp(f->key, "blas_threads"));
 }
 
+uint64_t learner_train_resume_hash(const hsrl_settings *s) {
+  hsrl_settings *cmp = hsrl_malloc(sizeof *cmp), *def = hsrl_malloc(sizeof *def);
+  *cmp = *s;
+  hsrl_settings_defaults(def);
+  const hsrl_config_schema *sc = hsrl_settings_schema();
+  for (int64_t i = 0; i < sc->n_fields; i++)
+    if (learner_train_resume_may_change(&sc->fields[i]))
+      memcpy((char *)cmp + sc->fields[i].offset, (const char *)def + sc->fields[i].offset,
+             sc->fields[i].size);
+  uint64_t h = hsrl_settings_hash(cmp);
+  hsrl_free(cmp), hsrl_free(def);
+  return h;
+}
+
 hsrl_status learner_train_checkpoint_info(const char *path, hsrl_settings *s, int64_t *iteration) {
   hsrl_status st = HSRL_OK;
   io_h5 *f = NULL;
@@ -437,50 +497,60 @@ hsrl_status learner_train_latest_checkpoint(const char *run_dir, char *path, siz
   return HSRL_OK;
 }
 
+hsrl_status learner_train_check_resume_config(io_h5 *f, const char *path, const hsrl_settings *s) {
+  hsrl_status st = HSRL_OK;
+  uint64_t hash = 0;
+  HSRL_TRY(io_h5_check_stamp(f, LEARNER_TRAIN_CKPT_KIND, LEARNER_TRAIN_CKPT_VERSION,
+                             LEARNER_TRAIN_CKPT_VERSION, NULL, &hash));
+  /* the run's config must be the checkpoint's but for what may change on resume (the agent's
+   * kind and sizes are config fields, so another agent is refused here too) */
+  hsrl_settings *cmp = hsrl_malloc(sizeof *cmp);
+  *cmp = *s;
+  char *text = hsrl_malloc(1 << 16);
+  hsrl_settings *stored = hsrl_malloc(sizeof *stored);
+  st = io_h5_attr_get_str(f, "/", "config", text, 1 << 16);
+  if (st == HSRL_OK) st = hsrl_settings_load_string(stored, text, path);
+  if (st == HSRL_OK) {
+    const hsrl_config_schema *sc = hsrl_settings_schema();
+    for (int64_t i = 0; i < sc->n_fields; i++)
+      if (learner_train_resume_may_change(&sc->fields[i]))
+        memcpy((char *)cmp + sc->fields[i].offset, (const char *)stored + sc->fields[i].offset,
+               sc->fields[i].size);
+    if (hsrl_settings_hash(cmp) != hash) {
+      /* name the first field that differs */
+      char va[HSRL_SETTINGS_STR_MAX + 8] = "", vb[HSRL_SETTINGS_STR_MAX + 8] = "", field[96] = "config";
+      for (int64_t i = 0; i < sc->n_fields; i++) {
+        hsrl_config_field_format(&sc->fields[i], cmp, va, sizeof va);
+        hsrl_config_field_format(&sc->fields[i], stored, vb, sizeof vb);
+        if (strcmp(va, vb)) {
+          snprintf(field, sizeof field, "%s.%s", sc->fields[i].section, sc->fields[i].key);
+          break;
+        }
+      }
+      st = hsrl_err(HSRL_E_USAGE, path, 0, field,
+                    "the run's config says '%s', the checkpoint's '%s' (only train.iterations, "
+                    "run.blas_threads and the file paths may change on --resume)",
+                    va, vb);
+    }
+  }
+  hsrl_free(cmp), hsrl_free(text), hsrl_free(stored);
+done:
+  return st;
+}
+
 /* Restores everything but the environment (restarted by the caller at the checkpoint's
  * iteration) from the checkpoint at path. */
 static hsrl_status learner_restore(learner *L, const char *path) {
   hsrl_status st = HSRL_OK;
   io_h5 *f = NULL;
-  uint64_t hash = 0;
   int64_t it = 0;
   HSRL_TRY(io_h5_open(&f, path));
-  HSRL_TRY(io_h5_check_stamp(f, LEARNER_TRAIN_CKPT_KIND, LEARNER_TRAIN_CKPT_VERSION,
-                             LEARNER_TRAIN_CKPT_VERSION, NULL, &hash));
-  {
-    /* the run's config must be the checkpoint's but for what may change on resume (the agent's
-     * kind and sizes are config fields, so another agent is refused here too) */
-    hsrl_settings *cmp = hsrl_malloc(sizeof *cmp);
-    *cmp = *L->s;
-    char *text = hsrl_malloc(1 << 16);
-    hsrl_settings *stored = hsrl_malloc(sizeof *stored);
-    st = io_h5_attr_get_str(f, "/", "config", text, 1 << 16);
-    if (st == HSRL_OK) st = hsrl_settings_load_string(stored, text, path);
-    if (st == HSRL_OK) {
-      const hsrl_config_schema *sc = hsrl_settings_schema();
-      for (int64_t i = 0; i < sc->n_fields; i++)
-        if (learner_train_resume_may_change(&sc->fields[i]))
-          memcpy((char *)cmp + sc->fields[i].offset, (const char *)stored + sc->fields[i].offset,
-                 sc->fields[i].size);
-      if (hsrl_settings_hash(cmp) != hash) {
-        /* name the first field that differs */
-        char va[HSRL_SETTINGS_STR_MAX + 8] = "", vb[HSRL_SETTINGS_STR_MAX + 8] = "", field[96] = "config";
-        for (int64_t i = 0; i < sc->n_fields; i++) {
-          hsrl_config_field_format(&sc->fields[i], cmp, va, sizeof va);
-          hsrl_config_field_format(&sc->fields[i], stored, vb, sizeof vb);
-          if (strcmp(va, vb)) {
-            snprintf(field, sizeof field, "%s.%s", sc->fields[i].section, sc->fields[i].key);
-            break;
-          }
-        }
-        st = hsrl_err(HSRL_E_USAGE, path, 0, field,
-                      "the run's config says '%s', the checkpoint's '%s' (only train.iterations, "
-                      "run.blas_threads and the file paths may change on --resume)",
-                      va, vb);
-      }
-    }
-    hsrl_free(cmp), hsrl_free(text), hsrl_free(stored);
-    if (st != HSRL_OK) goto done;
+  HSRL_TRY(learner_train_check_resume_config(f, path, L->s));
+  if (io_h5_exists(f, "learner/dist")) {
+    st = hsrl_err(HSRL_E_USAGE, path, 0, NULL,
+                  "written by a distributed run (learner, replay shards and actors under mpirun): "
+                  "resume it under mpirun with the same number of ranks");
+    goto done;
   }
   HSRL_TRY(io_h5_attr_get_i64(f, "/", "iteration", &it));
   HSRL_TRY(L->a->vt->load(L->a, f));
@@ -505,16 +575,16 @@ done:
 
 /* ---------------------------------------------------------------- open / step / close */
 
-static hsrl_status learner_write_config(learner *L) {
+hsrl_status learner_train_write_config(const char *run_dir, const hsrl_settings *s) {
   char path[LEARNER_PATH_MAX + 32], tmp[2 * LEARNER_PATH_MAX];
-  snprintf(path, sizeof path, "%s/config.ini", L->run_dir);
+  snprintf(path, sizeof path, "%s/config.ini", run_dir);
   snprintf(tmp, sizeof tmp, "%s.tmp-%ld", path, (long)getpid());
   FILE *f = fopen(tmp, "w");
   if (!f) return hsrl_err(HSRL_E_IO, tmp, 0, NULL, "cannot write: %s", strerror(errno));
   fprintf(f, "# The effective config of this run (hsrl train): defaults < CONFIG < --set and\n"
              "# command-line flags, paths made absolute. Config hash %016llx.\n",
-          (unsigned long long)hsrl_settings_hash(L->s));
-  hsrl_status st = hsrl_config_fprint(hsrl_settings_schema(), L->s, HSRL_CONFIG_WRITE_HELP, f);
+          (unsigned long long)hsrl_settings_hash(s));
+  hsrl_status st = hsrl_config_fprint(hsrl_settings_schema(), s, HSRL_CONFIG_WRITE_HELP, f);
   if (fclose(f) != 0 && st == HSRL_OK) st = hsrl_err(HSRL_E_IO, tmp, 0, NULL, "cannot write");
   if (st == HSRL_OK && rename(tmp, path) != 0)
     st = hsrl_err(HSRL_E_IO, path, 0, NULL, "cannot rename: %s", strerror(errno));
@@ -597,7 +667,7 @@ hsrl_status learner_train_open(learner **out, const learner_train_options *opt) 
     int64_t cit = 0;
     HSRL_TRY(learner_train_latest_checkpoint(L->run_dir, cpath, sizeof cpath, &cit));
     HSRL_TRY(learner_restore(L, cpath));
-    HSRL_TRY(learner_metrics_truncate(mpath, L->iteration));
+    HSRL_TRY(learner_train_metrics_truncate(mpath, L->iteration, NULL));
     HSRL_INFO("resuming %s from iteration %lld (%s)", L->run_dir, (long long)L->iteration, cpath);
   } else {
     char probe[LEARNER_PATH_MAX + 64];
@@ -610,11 +680,11 @@ hsrl_status learner_train_open(learner **out, const learner_train_options *opt) 
       goto done;
     }
     hsrl_err_clear();
-    HSRL_TRY(learner_mkdirs(L->ckpt_dir));
+    HSRL_TRY(learner_train_mkdirs(L->ckpt_dir));
     remove(mpath);
   }
-  HSRL_TRY(learner_mkdirs(L->ckpt_dir));
-  HSRL_TRY(learner_write_config(L));
+  HSRL_TRY(learner_train_mkdirs(L->ckpt_dir));
+  HSRL_TRY(learner_train_write_config(L->run_dir, L->s));
   {
     FILE *probe = fopen(mpath, "r");
     int fresh = probe == NULL;
@@ -628,7 +698,14 @@ hsrl_status learner_train_open(learner **out, const learner_train_options *opt) 
   }
   learner_env_start(L, L->iteration);
   L->t_open = L->t_interval = hsrl_time_now();
-  if (!opt->quiet) hsrl_progress_init(&L->progress, "train", s->train.iterations);
+  if (!opt->quiet) {
+    /* a resumed run counts (and rates) only the iterations this process does */
+    char label[48] = "train";
+    L->progress_from = L->iteration;
+    if (L->iteration > 0) snprintf(label, sizeof label, "train (resumed at %lld)", (long long)L->iteration);
+    int64_t left = s->train.iterations - L->iteration;
+    hsrl_progress_init(&L->progress, label, left > 0 ? left : 0);
+  }
 done:
   if (st != HSRL_OK) {
     learner_train_close(L);
@@ -710,7 +787,22 @@ hsrl_status learner_train_run(const learner_train_options *opt) {
   hsrl_status st = learner_train_open(&L, opt);
   if (st != HSRL_OK) return st;
   HSRL_TRY(learner_train_prefill(L));
-  while (L->iteration < L->s->train.iterations) HSRL_TRY(learner_train_step(L));
+  while (L->iteration < L->s->train.iterations) {
+    HSRL_TRY(learner_train_step(L));
+    int sig = learner_train_stop_signal();
+    if (sig && L->iteration < L->s->train.iterations) {
+      /* a stop request: the update is done; keep it (step wrote one on a boundary) */
+      const int64_t every = L->s->train.checkpoint_every;
+      if (!(every > 0 && L->iteration % every == 0)) HSRL_TRY(learner_train_checkpoint(L));
+      learner_train_set_stopped(sig);
+      if (!opt->quiet) hsrl_progress_finish(&L->progress, NULL);
+      HSRL_WARN("stopped by %s at iteration %lld of %lld: wrote %s/step-%lld.h5; continue with "
+                "hsrl train --resume %s",
+                learner_train_signal_name(sig), (long long)L->iteration,
+                (long long)L->s->train.iterations, L->ckpt_dir, (long long)L->iteration, L->run_dir);
+      goto done;
+    }
+  }
   if (!opt->quiet) hsrl_progress_finish(&L->progress, NULL);
 done:
   learner_train_close(L);

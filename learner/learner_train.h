@@ -48,7 +48,20 @@
  * bootstraps correctly), and they are not counted as finished episodes.
  *
  * Memory: everything is allocated by learner_train_open; learner_train_step allocates nothing
- * (tested with hsrl_alloc_count) except when it writes a checkpoint. */
+ * (tested with hsrl_alloc_count) except when it writes a checkpoint.
+ *
+ * Stopping on a signal. learner_train_stop_on_signals (called by `hsrl train`) makes SIGTERM and
+ * SIGINT a stop request: learner_train_run finishes the update in progress, writes a checkpoint
+ * of that iteration (unless it just wrote one), logs "stopped by SIGTERM at iteration N ..." and
+ * returns HSRL_OK with learner_train_stop_signal() = the signal; `hsrl train` then exits with
+ * 128 + signal (143 for SIGTERM, 130 for SIGINT), so a script can tell "stopped, resumable" from
+ * "done" (0). A second signal kills at once (the handler is one-shot). Resuming from a checkpoint
+ * written this way is valid but exact only when it lies on a train.checkpoint_every boundary
+ * (the environment restarts at the resumed iteration, see "Exact resume"). The progress line of a
+ * resumed run counts only the iterations done by this process (its rate is this process's).
+ *
+ * Checkpoints of a distributed run (learner_dist.h: group learner/dist, no learner/ring) are
+ * refused by the single-process resume with a message saying so, and vice versa. */
 #ifndef LEARNER_TRAIN_H
 #define LEARNER_TRAIN_H
 
@@ -85,6 +98,10 @@ typedef struct learner_train_options {
   int quiet;                        /* 1: no progress display */
   learner_train_update_fn on_update;
   void *on_update_ctx;
+  double deadline_s;                /* distributed job: longest wait for a peer, seconds
+                                       (0: LEARNER_DIST_DEADLINE_S); `hsrl train --deadline` */
+  int64_t start_iteration;          /* distributed job: filled by learner_dist_run for its roles,
+                                       the checkpoint resumed from (0: a new run) */
 } learner_train_options;
 
 typedef struct learner learner;
@@ -120,10 +137,41 @@ hsrl_status learner_train_latest_checkpoint(const char *run_dir, char *path, siz
 /* The effective config stored in a checkpoint file, and its iteration. */
 hsrl_status learner_train_checkpoint_info(const char *path, hsrl_settings *s, int64_t *iteration);
 
+/* ---- shared with the distributed learner (learner_dist.c) ---- */
+
+/* Installs the one-shot SIGTERM/SIGINT handlers that request a stop (see above). */
+void learner_train_stop_on_signals(void);
+/* What the handler does (tests call it): records signo (> 0) as the stop request; 0 clears it. */
+void learner_train_request_stop(int signo);
+/* 0, or the signal that requested a stop. */
+int learner_train_stop_signal(void);
+/* 0, or the signal that ended a run before train.iterations (after its checkpoint was written):
+ * set by learner_train_run and the distributed learner, read by `hsrl train` for its status. */
+int learner_train_stopped(void);
+void learner_train_set_stopped(int signo); /* 0 clears */
+/* "SIGTERM", "SIGINT" or "signal N". */
+const char *learner_train_signal_name(int signo);
+
+/* HSRL_E_USAGE naming the first differing field when s differs from the config stored in the
+ * open checkpoint f (path for messages) in anything learner_train_resume_may_change does not
+ * allow. */
+hsrl_status learner_train_check_resume_config(io_h5 *f, const char *path, const hsrl_settings *s);
+/* Keeps the header and the rows of iterations <= upto of metrics.tsv at path (absent: nothing to
+ * do); *last_seconds (may be NULL) = the seconds column of the last row kept (0 if none). */
+hsrl_status learner_train_metrics_truncate(const char *path, int64_t upto, double *last_seconds);
+/* Writes run_dir/config.ini (the effective config with help comments), atomically. */
+hsrl_status learner_train_write_config(const char *run_dir, const hsrl_settings *s);
+/* Creates a directory and its parents. */
+hsrl_status learner_train_mkdirs(const char *path);
+
 /* 1 if a config field may differ between a checkpoint and the run that resumes it:
  * train.iterations (a run may be extended), run.blas_threads, and the paths (PATH fields: files
  * may have moved; what they hold is the user's responsibility). Everything else must be equal. */
 int learner_train_resume_may_change(const hsrl_config_field *f);
+
+/* The config hash with every field learner_train_resume_may_change allows to change set to its
+ * default: what files that must survive a resume (replay blocks and snapshots) are stamped with. */
+uint64_t learner_train_resume_hash(const hsrl_settings *s);
 
 /* What a run reads: the dataset, the click model (the learned simulator of a given file through
  * an adapter, or the synthetic world's ground truth stored in the data file) and, for the HSRL

@@ -1,4 +1,5 @@
-/* replay_server.c: the replay-shard role loop (see replay_server.h). */
+/* replay_server.c: the replay-shard role loop and the ingest functions it shares with the
+ * learner's in-process replay (see replay_server.h). */
 #include "replay/replay_server.h"
 
 #include <errno.h>
@@ -12,7 +13,6 @@
 #include "common/hsrl_timer.h"
 #include "common/io/io_zstd.h"
 #include "replay/replay_block.h"
-#include "replay/replay_shard.h"
 #include "replay/replay_snapshot.h"
 
 #define SRV_MAX_PENDING 8
@@ -32,17 +32,57 @@ typedef struct srv {
   int64_t pending[SRV_MAX_PENDING][2];
   int n_pending;
   int64_t steps_in; /* sync: actor steps ingested */
+  int64_t *taken;   /* (size) messages taken from each rank (credits) */
   int stop;         /* the learner said STOP */
 } srv;
 
 int replay_server_actors_of(int size, int n_shards, int shard, int *out, int cap) {
   int n = 0;
   for (int r = 1 + n_shards; r < size; r++)
-    if ((r - 1 - n_shards) % n_shards == shard) {
+    if (n_shards == 0 || (r - 1 - n_shards) % n_shards == shard) {
       if (n < cap) out[n] = r;
       n++;
     }
   return n;
+}
+
+void replay_server_shard_config(replay_shard_config *c, const hsrl_settings *s, int n_shards,
+                                int shard, const replay_rows_shape *shape, int64_t max_vocab,
+                                uint64_t config_hash) {
+  replay_shard_config_from_settings(c, s, n_shards, shard, shape, max_vocab, config_hash);
+  if (s->dist.sync) {
+    /* lock-step: the schedule, not the limiter, paces inserts and samples */
+    c->limiter.min_size_to_sample = 1;
+    c->limiter.error_buffer = 1e15;
+  }
+}
+
+hsrl_status replay_server_snapshot_path(char *out, size_t cap, const char *run_dir, int shard,
+                                        int64_t iteration) {
+  if (snprintf(out, cap, "%s/replay/shard-%d-step-%lld.h5", run_dir, shard, (long long)iteration) >=
+      (int)cap)
+    return hsrl_err(HSRL_E_USAGE, run_dir, 0, NULL, "run directory path too long");
+  return HSRL_OK;
+}
+
+hsrl_status replay_server_snapshot(replay_shard *sh, const char *run_dir, int shard, int64_t iteration) {
+  char dir[1100], path[1200];
+  snprintf(dir, sizeof dir, "%s/replay", run_dir);
+  if (mkdir(dir, 0777) != 0 && errno != EEXIST)
+    return hsrl_err(HSRL_E_IO, dir, 0, NULL, "cannot create directory: %s", strerror(errno));
+  SRV_TRY(replay_server_snapshot_path(path, sizeof path, run_dir, shard, iteration));
+  return replay_snapshot_write(sh, path);
+}
+
+int64_t replay_server_window(const hsrl_settings *s) {
+  int64_t per_step = (s->env.batch + s->dist.block_rows - 1) / s->dist.block_rows + 1;
+  return s->dist.queue_blocks > per_step ? s->dist.queue_blocks : per_step;
+}
+
+/* Credits message number taken[a] + 1 of actor rank a. */
+static hsrl_status srv_credit(comm *ep, int a, int64_t *taken, double deadline_s) {
+  taken[a]++;
+  return comm_send(ep, a, COMM_KIND_PING, 0, &taken[a], sizeof taken[a], deadline_s);
 }
 
 static void srv_nap(void) {
@@ -50,14 +90,75 @@ static void srv_nap(void) {
   nanosleep(&ts, NULL);
 }
 
-static hsrl_status srv_take_block(srv *S, const comm_header *h) {
-  int accepted = 0;
-  hsrl_status st = replay_shard_offer(S->sh, S->in_buf, (size_t)h->bytes, &accepted);
-  if (st != HSRL_OK) return st;
-  /* the caller only receives while the queue has room */
-  HSRL_CHECK(accepted);
-  return replay_shard_pump(S->sh, NULL);
+/* ---------------------------------------------------------------- ingest (shared with R = 0) */
+
+hsrl_status replay_server_ingest_steps(comm *ep, replay_shard *sh, const int *actors, int n_actors,
+                                       uint8_t *buf, int64_t cap, double deadline_s,
+                                       int64_t *steps_in, int64_t upto, int64_t *taken,
+                                       replay_server_other_fn other, void *ctx) {
+  comm_header h;
+  while (*steps_in < upto) {
+    for (int i = 0; i < n_actors; i++) {
+      for (;;) {
+        SRV_TRY(comm_recv(ep, actors[i], COMM_ANY, buf, cap, deadline_s, &h));
+        if (h.kind == COMM_KIND_PING || h.kind == COMM_KIND_TRANSITIONS)
+          SRV_TRY(srv_credit(ep, h.sender, taken, deadline_s));
+        if (h.kind == COMM_KIND_PING) break;
+        if (h.kind == COMM_KIND_TRANSITIONS) {
+          int accepted = 0;
+          SRV_TRY(replay_shard_offer(sh, buf, (size_t)h.bytes, &accepted));
+          HSRL_CHECK(accepted); /* the queue is empty between blocks in sync mode */
+          SRV_TRY(replay_shard_pump(sh, NULL));
+          if (replay_shard_queued(sh) != 0)
+            return hsrl_err(HSRL_E_INTERNAL, NULL, 0, "limiter", "sync replay could not insert a block");
+          continue;
+        }
+        if (other) {
+          SRV_TRY(other(ctx, &h, buf));
+          continue;
+        }
+        return hsrl_err(HSRL_E_INPUT, NULL, 0, "kind", "sync replay got %s from rank %d mid-step",
+                        comm_kind_name(h.kind), h.sender);
+      }
+    }
+    (*steps_in)++;
+  }
+  return HSRL_OK;
 }
+
+hsrl_status replay_server_ingest_waiting(comm *ep, replay_shard *sh, uint8_t *buf, int64_t cap,
+                                         double deadline_s, int64_t *taken, int *progress) {
+  comm_header h;
+  const int64_t qcap = replay_shard_get_config(sh)->queue_blocks;
+  while (replay_shard_queued(sh) < qcap) {
+    int found = 0;
+    SRV_TRY(comm_poll(ep, COMM_ANY, COMM_KIND_TRANSITIONS, &found, NULL));
+    if (!found) break;
+    SRV_TRY(comm_recv(ep, COMM_ANY, COMM_KIND_TRANSITIONS, buf, cap, deadline_s, &h));
+    SRV_TRY(srv_credit(ep, h.sender, taken, deadline_s));
+    int accepted = 0;
+    SRV_TRY(replay_shard_offer(sh, buf, (size_t)h.bytes, &accepted));
+    *progress = 1;
+  }
+  int64_t n_in = 0;
+  SRV_TRY(replay_shard_pump(sh, &n_in));
+  if (n_in > 0) *progress = 1;
+  return HSRL_OK;
+}
+
+hsrl_status replay_server_drain_actors(comm *ep, uint8_t *buf, int64_t cap, int n_actors,
+                                       double deadline_s, replay_server_other_fn other, void *ctx) {
+  comm_header h;
+  int n_stopped = 0;
+  while (n_stopped < n_actors) {
+    SRV_TRY(comm_recv(ep, COMM_ANY, COMM_ANY, buf, cap, deadline_s, &h));
+    if (h.kind == COMM_KIND_STOP && h.sender != 0) n_stopped++;
+    else if (h.kind == COMM_KIND_STATS && other) SRV_TRY(other(ctx, &h, buf));
+  }
+  return HSRL_OK;
+}
+
+/* ---------------------------------------------------------------- the shard role */
 
 static hsrl_status srv_serve(srv *S, int64_t k, int64_t n, int *served) {
   *served = 0;
@@ -84,35 +185,8 @@ static hsrl_status srv_serve(srv *S, int64_t k, int64_t n, int *served) {
 }
 
 static hsrl_status srv_checkpoint(srv *S, int64_t it) {
-  char dir[1024], path[1100];
-  snprintf(dir, sizeof dir, "%s/replay", S->cfg->run_dir);
-  if (mkdir(dir, 0777) != 0 && errno != EEXIST)
-    return hsrl_err(HSRL_E_IO, dir, 0, NULL, "cannot create directory: %s", strerror(errno));
-  snprintf(path, sizeof path, "%s/shard-%d.h5", dir, S->shard);
-  hsrl_status st = replay_snapshot_write(S->sh, path);
-  if (st != HSRL_OK) return st;
+  SRV_TRY(replay_server_snapshot(S->sh, S->cfg->run_dir, S->shard, it));
   return comm_send(S->ep, 0, COMM_KIND_CHECKPOINT_DONE, it, &it, sizeof it, S->cfg->deadline_s);
-}
-
-/* Sync mode: ingests actor steps until `upto` of them are in. */
-static hsrl_status srv_sync_ingest(srv *S, int64_t upto) {
-  comm_header h;
-  while (S->steps_in < upto) {
-    for (int i = 0; i < S->n_actors; i++) {
-      for (;;) {
-        SRV_TRY(comm_recv(S->ep, S->actors[i], COMM_ANY, S->in_buf, S->in_cap, S->cfg->deadline_s, &h));
-        if (h.kind == COMM_KIND_PING) break;
-        if (h.kind != COMM_KIND_TRANSITIONS)
-          return hsrl_err(HSRL_E_INPUT, NULL, 0, "kind", "sync replay shard got %s from rank %d mid-step",
-                          comm_kind_name(h.kind), h.sender);
-        SRV_TRY(srv_take_block(S, &h));
-        if (replay_shard_queued(S->sh) != 0)
-          return hsrl_err(HSRL_E_INTERNAL, NULL, 0, "limiter", "sync replay shard could not insert a block");
-      }
-    }
-    S->steps_in++;
-  }
-  return HSRL_OK;
 }
 
 static hsrl_status srv_learner_msg(srv *S, const comm_header *h) {
@@ -126,6 +200,8 @@ static hsrl_status srv_learner_msg(srv *S, const comm_header *h) {
       S->n_pending++;
       return HSRL_OK;
     case COMM_KIND_CHECKPOINT_REQUEST:
+      if (h->bytes != (int64_t)sizeof(int64_t))
+        return hsrl_err(HSRL_E_INPUT, NULL, 0, "CHECKPOINT_REQUEST", "%lld bytes", (long long)h->bytes);
       return srv_checkpoint(S, p[0]);
     case COMM_KIND_STOP:
       S->stop = 1;
@@ -141,7 +217,10 @@ static hsrl_status srv_serve_pending(srv *S, int *progress) {
   while (S->n_pending > 0) {
     int served = 0;
     if (S->cfg->settings->dist.sync)
-      SRV_TRY(srv_sync_ingest(S, S->cfg->n_prefill_steps + S->pending[0][0]));
+      SRV_TRY(replay_server_ingest_steps(S->ep, S->sh, S->actors, S->n_actors, S->in_buf, S->in_cap,
+                                         S->cfg->deadline_s, &S->steps_in,
+                                         S->cfg->n_prefill_steps + S->pending[0][0], S->taken, NULL,
+                                         NULL));
     SRV_TRY(srv_serve(S, S->pending[0][0], S->pending[0][1], &served));
     if (!served) {
       if (S->cfg->settings->dist.sync)
@@ -158,7 +237,6 @@ static hsrl_status srv_serve_pending(srv *S, int *progress) {
 static hsrl_status srv_loop(srv *S) {
   comm_header h;
   const int sync = S->cfg->settings->dist.sync;
-  const int64_t qcap = replay_shard_get_config(S->sh)->queue_blocks;
   double idle_since = hsrl_time_now();
   while (!S->stop) {
     int found = 0, progress = 0;
@@ -168,38 +246,23 @@ static hsrl_status srv_loop(srv *S) {
       SRV_TRY(srv_learner_msg(S, &h));
       progress = 1;
     }
-    if (!sync) {
-      while (replay_shard_queued(S->sh) < qcap) {
-        SRV_TRY(comm_poll(S->ep, COMM_ANY, COMM_KIND_TRANSITIONS, &found, NULL));
-        if (!found) break;
-        SRV_TRY(comm_recv(S->ep, COMM_ANY, COMM_KIND_TRANSITIONS, S->in_buf, S->in_cap,
-                               S->cfg->deadline_s, &h));
-        int accepted = 0;
-        SRV_TRY(replay_shard_offer(S->sh, S->in_buf, (size_t)h.bytes, &accepted));
-        progress = 1;
-      }
-      int64_t n_in = 0;
-      SRV_TRY(replay_shard_pump(S->sh, &n_in));
-      if (n_in > 0) progress = 1;
-    }
+    if (!sync)
+      SRV_TRY(replay_server_ingest_waiting(S->ep, S->sh, S->in_buf, S->in_cap, S->cfg->deadline_s,
+                                           S->taken, &progress));
     SRV_TRY(srv_serve_pending(S, &progress));
     if (progress) {
       idle_since = hsrl_time_now();
     } else {
       if (hsrl_time_now() - idle_since > S->cfg->deadline_s)
         return hsrl_err(HSRL_E_TIMEOUT, NULL, 0, NULL,
-                        "replay shard %d: nothing from the learner or its actors for %.0f s", S->shard,
+                        "nothing from the learner or its actors for %.3g s",
                         S->cfg->deadline_s);
       srv_nap();
     }
   }
   /* drain: every actor of this shard says STOP (their blocks are dropped) */
-  int n_stopped = 0;
-  while (n_stopped < S->n_actors) {
-    SRV_TRY(comm_recv(S->ep, COMM_ANY, COMM_ANY, S->in_buf, S->in_cap, S->cfg->deadline_s, &h));
-    if (h.kind == COMM_KIND_STOP && h.sender != 0) n_stopped++;
-  }
-  return HSRL_OK;
+  return replay_server_drain_actors(S->ep, S->in_buf, S->in_cap, S->n_actors, S->cfg->deadline_s,
+                                    NULL, NULL);
 }
 
 hsrl_status replay_server_run(comm *ep, const replay_server_config *cfg) {
@@ -212,14 +275,16 @@ hsrl_status replay_server_run(comm *ep, const replay_server_config *cfg) {
   S->shard = comm_rank(ep) - 1;
   S->n_actors = replay_server_actors_of(comm_size(ep), R, S->shard, S->actors, 4096);
   HSRL_CHECK(S->n_actors <= 4096);
+  S->taken = hsrl_calloc((size_t)comm_size(ep), sizeof(int64_t));
   replay_shard_config sc;
-  replay_shard_config_from_settings(&sc, s, R, S->shard, &cfg->shape, cfg->max_vocab, cfg->config_hash);
-  if (s->dist.sync) {
-    /* lock-step: the schedule, not the limiter, paces inserts and samples */
-    sc.limiter.min_size_to_sample = 1;
-    sc.limiter.error_buffer = 1e15;
-  }
+  replay_server_shard_config(&sc, s, R, S->shard, &cfg->shape, cfg->max_vocab, cfg->config_hash);
   HSRL_TRY(replay_shard_init(&S->sh, &sc));
+  if (cfg->start_iteration > 0) {
+    char path[1200];
+    HSRL_TRY(replay_server_snapshot_path(path, sizeof path, cfg->run_dir, S->shard, cfg->start_iteration));
+    HSRL_TRY(replay_snapshot_restore(S->sh, path));
+    if (s->dist.sync) S->steps_in = cfg->n_prefill_steps + cfg->start_iteration;
+  }
   {
     replay_block_config bc = {cfg->shape, s->train.batch, cfg->max_vocab, cfg->config_hash, IO_ZSTD_DEFAULT_LEVEL};
     HSRL_TRY(replay_block_init(&S->out_block, &bc));
@@ -238,7 +303,7 @@ done:
   if (st != HSRL_OK) hsrl_err_context(st, "replay shard %d", S->shard);
   replay_shard_free(S->sh);
   replay_block_free(S->out_block);
-  hsrl_free(S->in_buf), hsrl_free(S->out_buf);
+  hsrl_free(S->in_buf), hsrl_free(S->out_buf), hsrl_free(S->taken);
   hsrl_free(S);
   return st;
 }
