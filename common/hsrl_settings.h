@@ -133,6 +133,7 @@
   X(agent, explore,        ENUM,   "sample", "sample|greedy", "hsrl: slates while training: sampled without replacement (explore_temp, epsilon), or greedy top-K as the reference trains (its topk_rate = 1)") \
   X(agent, advantage,      ENUM,   "clip",   "clip|normalise", "hsrl: A = clip(y - V, -1, 1) (method.md 8), or y - V standardised over the batch (mean 0, std 1)") \
   X(agent, credit,         ENUM,   "slate",  "slate|click", "hsrl: the pg weight of a slot: the slate's advantage, or plus the slot's click minus the slate's click rate") \
+  X(agent, prefix_cap,     INT,    "0",      "[0,inf)",   "hsrl: greedy slates take at most this many items under one level-1 SID token, best first (0: off, the exact top-K of method.md 6); scores every live item") \
   X(agent, pg,             BOOL,   "true",   NULL,        "hsrl: use the policy-gradient term (false: a supervised control, behaviour cloning and entropy only)")
 
 #define HSRL_SETTINGS_TRAIN(X) \

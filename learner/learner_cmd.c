@@ -333,9 +333,9 @@ static void eval_usage(FILE *f) {
           "the simulator trained on ALL records, users from the TEST split's histories; each seed\n"
           "runs until every one of E episodes has finished; Total Reward and Depth (mean +- std\n"
           "over episodes), click rate and coverage per seed, mean +- std across seeds.\n"
-          "The agent is built from the checkpoint's own config. [env], [eval], run.seed and\n"
-          "run.blas_threads come from CONFIG + --set (without CONFIG: the checkpoint's config +\n"
-          "--set). The files run.data, run.sid and run.sim_all come from there too; an empty one\n"
+          "The agent is built from the checkpoint's own config. [env], [eval], run.seed,\n"
+          "run.blas_threads and how slates are decoded (agent.decoder, agent.prefix_cap) come from\n"
+          "CONFIG + --set (without CONFIG: the checkpoint's config + --set). The files run.data, run.sid and run.sim_all come from there too; an empty one\n"
           "falls back to the checkpoint's; with run.sim_all empty in both (or --world) the click\n"
           "model is the synthetic world's ground truth stored in the data file.\n"
           "\n"
@@ -398,6 +398,9 @@ static void eval_inputs(hsrl_settings *ev, const hsrl_settings *ck, const hsrl_s
   if (s->run.sid[0]) memcpy(ev->run.sid, s->run.sid, sizeof ev->run.sid);
   if (s->run.sim_all[0]) memcpy(ev->run.sim_all, s->run.sim_all, sizeof ev->run.sim_all);
   if (world) ev->run.sim_all[0] = '\0';
+  /* how the policy turns into slates acts at evaluation time only: the eval config's */
+  memcpy(ev->agent.decoder, s->agent.decoder, sizeof ev->agent.decoder);
+  ev->agent.prefix_cap = s->agent.prefix_cap;
 }
 
 int learner_eval_command(int argc, char **argv) {

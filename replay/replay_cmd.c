@@ -17,7 +17,7 @@ static void replay_cmd_usage(FILE *f) {
           "usage: hsrl replay inspect FILE [--rows N]\n"
           "\n"
           "Replay shards of the distributed job keep transitions and write them as HDF5 snapshots\n"
-          "(runs/<name>/replay/shard-<r>.h5).\n"
+          "(runs/<name>/replay/shard-<r>-step-<k>.h5).\n"
           "\n"
           "  inspect  summarise a snapshot: counts, rate limiter, per-field min/mean/max, click\n"
           "           rate, reward, policy versions and lag, and a few decoded transitions;\n"

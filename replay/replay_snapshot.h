@@ -1,4 +1,4 @@
-/* replay_snapshot.h: a replay shard as an HDF5 file, runs/<name>/replay/shard-<r>.h5
+/* replay_snapshot.h: a replay shard as an HDF5 file, runs/<name>/replay/shard-<r>-step-<k>.h5
  * (architecture.md "Files a user sees": transitions (chunked, compressed), counters; "Fault
  * tolerance": a checkpoint is a consistent cut, each file written to a temporary name, flushed
  * and renamed).

@@ -924,6 +924,21 @@ static void test_training_options(void) {
   TEST_ASSERT(memcmp(sg, se, sizeof sg) == 0);
   TEST_ASSERT(memcmp(&before, &ar, sizeof ar) == 0);
 
+  /* agent.prefix_cap = 1: the greedy slates' level-1 tokens are distinct (the fixture has
+   * vocab[0] >= K), and EXPLORE with explore = greedy uses it too */
+  agent_hsrl_config cc = c;
+  cc.s.prefix_cap = 1;
+  agent *ac = make_agent(&cc, &f);
+  agent_act(ac, B, NULL, hist, AGENT_ACT_GREEDY, NULL, &og);
+  agent_act(ac, B, NULL, hist, AGENT_ACT_EXPLORE, &ar, &oe);
+  TEST_ASSERT(memcmp(sg, se, sizeof sg) == 0);
+  TEST_ASSERT(f.idx.vocab[0] >= f.K);
+  for (int64_t i = 0; i < B; i++)
+    for (int64_t k = 0; k < f.K; k++)
+      for (int64_t j = 0; j < k; j++)
+        TEST_ASSERT(f.tokens[sg[i * f.K + k] * f.L] != f.tokens[sg[i * f.K + j] * f.L]);
+  agent_free(ac);
+
   batch_buf bb;
   batch_make(&bb, &f, B, &r);
   float y[8], A[8];

@@ -10,6 +10,7 @@
 #include "common/hsrl_check.h"
 #include "common/nn/nn_softmax.h"
 #include "common/nn/nn_update.h"
+#include "learner/agents/agent_hsrl_diverse.h"
 #include "sim/sim_sid_decode.h"
 
 /* Purposes of the random streams derived from the seed. */
@@ -24,6 +25,7 @@ typedef struct agent_hsrl {
   nn_adam_config adam_actor, adam_critic;
   agent_hsrl_loss_config lc;
   sim_sid_decode_ws ws;
+  agent_hsrl_diverse_ws diverse; /* agent.prefix_cap > 0 */
   int64_t n_updates;
   uint64_t key_base;
   float *y;         /* (max_batch) TD targets */
@@ -210,6 +212,7 @@ hsrl_status agent_hsrl_init(agent **out, const agent_hsrl_config *cfg, const age
 
   sim_sid_decode_ws_init(&a->ws, nc.K, nc.n_levels, a->net->v_max, 0);
   if (cfg->exclude_history) sim_sid_decode_ws_reserve_exclude(&a->ws, cfg->history_len);
+  if (s->prefix_cap > 0) agent_hsrl_diverse_reserve(&a->diverse, w->index);
   const int64_t Bm = cfg->max_batch;
   a->y = hsrl_malloc((size_t)Bm * sizeof(float));
   a->hist_c = hsrl_malloc((size_t)(Bm * nc.enc.history_len) * sizeof(int32_t));
@@ -228,6 +231,7 @@ void agent_hsrl_set_world(agent *a_, const agent_hsrl_world *w) {
   HSRL_CHECK(!c->enc.user_state || (w->user_features && w->user_dim == c->enc.user_dim));
   HSRL_CHECK(strcmp(a->cfg.s.decoder, "trie") != 0 || w->trie);
   a->world = *w;
+  if (a->cfg.s.prefix_cap > 0) agent_hsrl_diverse_reserve(&a->diverse, w->index);
   agent_hsrl_net_set_tables(a->net, world_n_items(w), w->item_features, w->index->tokens, w->n_users, w->user_features);
 }
 
@@ -236,6 +240,7 @@ static void hsrl_free_agent(agent *a_) {
   agent_hsrl_net_free(a->net);
   tables_free(a->tab);
   sim_sid_decode_ws_free(&a->ws);
+  agent_hsrl_diverse_free(&a->diverse);
   hsrl_free(a->y);
   hsrl_free(a->hist_c);
   hsrl_free(a->users_c);
@@ -269,7 +274,9 @@ static void act_impl(agent_hsrl *a, int64_t B, const int32_t *users, const int32
   if (a->cfg.exclude_history) lp.exclude = histories, lp.exclude_n = a->cfg.history_len;
   const sim_sid_index *idx = a->world.index;
   const int list = cand != NULL || strcmp(a->cfg.s.decoder, "catalog") == 0;
-  if (!explore) {
+  if (!explore && cand == NULL && a->cfg.s.prefix_cap > 0) {
+    agent_hsrl_diverse_topk(out->slate, out->logp, idx, &lp, B, K, a->cfg.s.prefix_cap, &a->diverse);
+  } else if (!explore) {
     if (list)
       sim_sid_decode_topk_list(out->slate, NULL, out->logp, idx, &lp, cand, m, B, K, &a->ws);
     else
