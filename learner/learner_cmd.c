@@ -333,9 +333,10 @@ static void eval_usage(FILE *f) {
           "the simulator trained on ALL records, users from the TEST split's histories; each seed\n"
           "runs until every one of E episodes has finished; Total Reward and Depth (mean +- std\n"
           "over episodes), click rate and coverage per seed, mean +- std across seeds.\n"
-          "The agent is built from the checkpoint's own config. [env], [eval], run.seed,\n"
-          "run.blas_threads and how slates are decoded (agent.decoder, agent.prefix_cap) come from\n"
-          "CONFIG + --set (without CONFIG: the checkpoint's config + --set). The files run.data, run.sid and run.sim_all come from there too; an empty one\n"
+          "The agent is built from the checkpoint's own config; of [agent], only how slates are\n"
+          "decoded may change: --set agent.decoder=... or agent.prefix_cap=... [env], [eval],\n"
+          "run.seed and run.blas_threads come from CONFIG + --set (without CONFIG: the checkpoint's\n"
+          "config + --set). The files run.data, run.sid and run.sim_all come from there too; an empty one\n"
           "falls back to the checkpoint's; with run.sim_all empty in both (or --world) the click\n"
           "model is the synthetic world's ground truth stored in the data file.\n"
           "\n"
@@ -398,9 +399,19 @@ static void eval_inputs(hsrl_settings *ev, const hsrl_settings *ck, const hsrl_s
   if (s->run.sid[0]) memcpy(ev->run.sid, s->run.sid, sizeof ev->run.sid);
   if (s->run.sim_all[0]) memcpy(ev->run.sim_all, s->run.sim_all, sizeof ev->run.sim_all);
   if (world) ev->run.sim_all[0] = '\0';
-  /* how the policy turns into slates acts at evaluation time only: the eval config's */
-  memcpy(ev->agent.decoder, s->agent.decoder, sizeof ev->agent.decoder);
-  ev->agent.prefix_cap = s->agent.prefix_cap;
+}
+
+/* How the policy turns into slates acts at evaluation time only: --set agent.decoder=... and
+ * --set agent.prefix_cap=... apply to the checkpoint's agent (nothing else of [agent] may change). */
+static hsrl_status eval_decoding_sets(hsrl_settings *ev, int64_t n_sets, const char *const *sets) {
+  static const char *const keys[] = {"agent.decoder=", "agent.prefix_cap="};
+  for (int64_t i = 0; i < n_sets; i++)
+    for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++)
+      if (!strncmp(sets[i], keys[k], strlen(keys[k]))) {
+        hsrl_status st = hsrl_settings_apply_sets(ev, 1, &sets[i]);
+        if (st != HSRL_OK) return st;
+      }
+  return HSRL_OK;
 }
 
 int learner_eval_command(int argc, char **argv) {
@@ -455,6 +466,10 @@ int learner_eval_command(int argc, char **argv) {
     goto done;
   }
   eval_inputs(ev, ck, s, a.world);
+  if ((st = eval_decoding_sets(ev, a.n_sets, (const char *const *)a.sets)) != HSRL_OK) {
+    rc = cmd_fail("eval", st);
+    goto done;
+  }
   cmd_threads("eval", s);
   int64_t episodes = a.episodes >= 0 ? a.episodes : s->eval.episodes;
   int64_t seeds = a.seeds >= 0 ? a.seeds : s->eval.seeds;

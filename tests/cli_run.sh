@@ -285,6 +285,16 @@ echo "6|other" >>"$tmp/ml/src/u.occupation"
 run "$hsrl" run "$tmp/ml/ml.ini" --quiet
 expect_in out "run data: input source/u.occupation changed" "ml100k source changed"
 
+# 10a. hsrl eval of a checkpoint may change how slates are decoded (agent.prefix_cap), nothing else
+run "$hsrl" eval tiny.ini --checkpoint runs/hsrl/ckpt/step-20.h5 --json "$tmp/e0.json"
+expect_rc 0 "eval"
+plain=$(grep "^hsrl@20 " "$tmp/out")
+run "$hsrl" eval tiny.ini --checkpoint runs/hsrl/ckpt/step-20.h5 --set agent.prefix_cap=1 --json "$tmp/e1.json"
+expect_rc 0 "eval with agent.prefix_cap"
+capped=$(grep "^hsrl@20 " "$tmp/out")
+[ -n "$plain" ] && [ -n "$capped" ] && [ "$plain" != "$capped" ] ||
+  fail "eval --set agent.prefix_cap=1 did not change the greedy slates: '$plain' vs '$capped'"
+
 # 10b. ablations of HSRL as baselines: each trains the run's HSRL config with one switch off, in
 # runs/hsrl-<ablation>, and gets its row in the table
 run "$hsrl" run tiny.ini --quiet --set run.baselines=sl,hsrl-no-bc,hsrl-no-hierarchy
