@@ -2,13 +2,16 @@
 # scripts/slurm/test-local.sh: the real-Slurm test of scripts/slurm/hsrl.sbatch (docs/cluster.md,
 # "Testing the script on one machine"). Not run by ctest or CI: it needs root, apt and daemons.
 #
-#   scripts/slurm/test-local.sh [--keep] [--iterations N] [--checkpoint-every C]
+#   scripts/slurm/test-local.sh [--keep] [--iterations N] [--checkpoint-every C] [--ntasks T]
+#                               [--set section.key=value]...
 #
 # 1. scripts/slurm/setup-local.sh (slurm-wlm + munge, slurmctld + slurmd on this host);
 # 2. the demo world in a temporary directory (hsrl data synth, sim train, sid build with the
 #    settings of configs/demo.ini) and a copy of configs/demo.ini whose paths point there;
-# 3. sbatch --ntasks=1 scripts/slurm/hsrl.sbatch CONFIG --set train.iterations=N
-#    --set train.checkpoint_every=C (default 3000 and 250: about a minute of training);
+# 3. sbatch --ntasks=T scripts/slurm/hsrl.sbatch CONFIG --set train.iterations=N
+#    --set train.checkpoint_every=C [--set ...] (default T 1, N 3000, C 250: about a minute of
+#    training; T 2 with --set dist.replay_shards=0 is the distributed job on a 2-core node:
+#    learner (with the replay inside) + one actor);
 # 4. once a checkpoint >= N/4 exists: `scontrol requeue` (Slurm kills the job and queues it
 #    again), `scontrol update StartTime=now` (skips the two-minute wait), the job resumes;
 # 5. once a checkpoint >= N/2 exists: `scancel --batch --signal=USR1` (what --signal=B:USR1@T sends
@@ -28,11 +31,15 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 iters=3000
 every=250
 keep=0
+ntasks=1
+extra=()
 while (($#)); do
   case $1 in
     --keep) keep=1; shift ;;
     --iterations) iters=$2; shift 2 ;;
     --checkpoint-every) every=$2; shift 2 ;;
+    --ntasks) ntasks=$2; shift 2 ;;
+    --set) extra+=(--set "$2"); shift 2 ;;
     -h | --help) sed -n '2,/^set -uo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "test-local: unknown argument '$1'" >&2; exit 2 ;;
   esac
@@ -160,11 +167,12 @@ requeue_wait_and_start() { # after a requeue: wait for PENDING, StartTime=now, w
 # ---- 1: submit
 cd "$root" || die "cd $root"
 t0=$SECONDS
-job=$(HSRL_BINARY=$hsrl sbatch --parsable --ntasks=1 --time=30 --output="$log" \
-  scripts/slurm/hsrl.sbatch "$cfg" --set train.iterations="$iters" --set train.checkpoint_every="$every") ||
+job=$(HSRL_BINARY=$hsrl sbatch --parsable --ntasks="$ntasks" --time=30 --output="$log" \
+  scripts/slurm/hsrl.sbatch "$cfg" --set train.iterations="$iters" --set train.checkpoint_every="$every" \
+  "${extra[@]}") ||
   die "sbatch"
 job=${job%%;*}
-say "submitted job $job: $iters iterations, a checkpoint every $every"
+say "submitted job $job: $ntasks task(s), $iters iterations, a checkpoint every $every ${extra[*]}"
 wait_for 120 "job running" state_is RUNNING
 t_run=$SECONDS
 q1=$((iters / 4))
