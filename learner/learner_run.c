@@ -1511,6 +1511,17 @@ static hsrl_status run_plan(run_ctx *c) {
     if (dup) continue;
     if (c->n_agents == RUN_MAX_AGENTS)
       return hsrl_err(HSRL_E_USAGE, src, 0, "run.baselines", "too many agents (at most %d)", RUN_MAX_AGENTS - 1);
+    if (v->set && !strcmp(s->agent.kind, "hsrl")) { /* an ablation that changes nothing is worth a note */
+      hsrl_settings *t = hsrl_malloc(sizeof *t);
+      *t = *s;
+      hsrl_status ast = hsrl_settings_apply_sets(t, 1, &v->set);
+      const int same = ast == HSRL_OK && memcmp(&t->agent, &s->agent, sizeof t->agent) == 0;
+      hsrl_free(t);
+      if (ast != HSRL_OK) return ast;
+      if (same)
+        printf("note: run.baselines: %s is the run's own HSRL config (%s already): its row repeats hsrl's\n",
+               v->name, v->set);
+    }
     c->agents[c->n_agents].base = v->base;
     c->agents[c->n_agents].set = v->set;
     snprintf(c->agents[c->n_agents++].kind, HSRL_SETTINGS_ENUM_MAX, "%.*s", RUN_WORD_MAX - 1, words[i]);

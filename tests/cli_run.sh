@@ -307,6 +307,9 @@ grep -q "^key agent.bc = true$" runs/hsrl/train.stage || fail "ablations: the ma
 for row in sl hsrl-no-bc hsrl-no-hierarchy hsrl oracle; do
   grep -q "^$row	" runs/hsrl/results.tsv || fail "ablations: no '$row' row in results.tsv"
 done
+run "$hsrl" run tiny.ini --dry-run --set run.baselines=hsrl-no-entropy --set agent.entropy=false
+expect_in out "note: run.baselines: hsrl-no-entropy is the run's own HSRL config (agent.entropy=false already)" \
+  "an ablation that changes nothing"
 run "$hsrl" run tiny.ini --quiet --set run.baselines=sl,hsrl-no-x
 expect_rc 2 "unknown ablation"
 expect_in err "field 'run.baselines': unknown agent 'hsrl-no-x' (sl, hsrl, hsrl-no-bc" "unknown ablation"
