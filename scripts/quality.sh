@@ -9,9 +9,11 @@
 #   scripts/quality.sh configs/demo.ini "1 2 3"
 #   scripts/quality.sh configs/ml1m.ini "1 2 3" -- --set train.iterations=5000
 #
-# Run directories: run.out_dir/q<seed> (and q<seed>-sl, q<seed>-no-bc, ...); the shared stages
-# (data, simulators, SIDs) are made once and are current for every later seed. A rerun skips what
-# is current, so an interrupted script resumes. Output: the table on stdout and in
+# Run directories: run.out_dir/q<seed> (and q<seed>-sl, q<seed>-no-bc, ...). run.seed also keys
+# the learned simulators and the Semantic IDs, so each seed remakes them (the spread across seeds is
+# the whole protocol's: simulators, SIDs, agents and evaluation episodes) in the config's shared
+# files, which hold the last seed's afterwards (`hsrl run CONFIG` remakes its own when next run);
+# each seed's table is kept in q<seed>/results.tsv. Output: the table on stdout and in
 # run.out_dir/quality.tsv. Needs build/hsrl (scripts/build.sh build).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
