@@ -901,6 +901,14 @@ static void test_off_policy_weights(void) {
   fixture_free(&f);
 }
 
+/* |gradient|^2 of a table */
+static double grad_sq(nn_params *p) {
+  const float *g = nn_params_grads(p);
+  double s = 0.0;
+  for (int64_t i = 0; i < nn_params_size(p); i++) s += (double)g[i] * (double)g[i];
+  return s;
+}
+
 /* agent.explore = greedy: EXPLORE acts like GREEDY (no random stream read); agent.advantage =
  * normalise: A = (y - V - mean) / std over the batch; agent.pg = false: no gradient from the pg term. */
 static void test_training_options(void) {
@@ -1001,15 +1009,12 @@ static void test_training_options(void) {
   nn_params *p0 = agent_hsrl_params(a0, AGENT_HSRL_ACTOR), *q0 = agent_hsrl_params(a0, AGENT_HSRL_CRITIC);
   agent_hsrl_terms t0;
   agent_hsrl_net_loss(agent_hsrl_net_of(a0), p0, q0, &bb.b, y, NULL, NULL, &l0, 0, 0, &t0);
-  double g2 = 0.0;
-  for (int64_t i = 0; i < nn_params_size(p0); i++) g2 += (double)nn_params_grads(p0)[i] * (double)nn_params_grads(p0)[i];
+  double g2 = grad_sq(p0);
   TEST_ASSERTF(g2 == 0.0, "actor gradient norm^2 %g with every actor term off", g2);
   TEST_ASSERT(t0.pg != 0.0); /* the term is still measured */
   l0.scale[1] = 1.0f;        /* and it is the only thing that was switched off */
   agent_hsrl_net_loss(agent_hsrl_net_of(a0), p0, q0, &bb.b, y, NULL, NULL, &l0, 0, 0, NULL);
-  g2 = 0.0;
-  for (int64_t i = 0; i < nn_params_size(p0); i++) g2 += (double)nn_params_grads(p0)[i] * (double)nn_params_grads(p0)[i];
-  TEST_ASSERT(g2 > 0.0);
+  TEST_ASSERT(grad_sq(p0) > 0.0);
   batch_free(&bb);
   agent_free(a0);
   agent_free(a);
