@@ -359,9 +359,18 @@ static void test_gradcheck_rejects_wrong_gradient(void) {
   gc.out = c.out, gc.dout = c.dout, gc.n_out = 4;
   nn_params *p = agent_hsrl_params(a, AGENT_HSRL_ACTOR);
   gradcheck_add(&gc, "actor", nn_params_values(p), nn_params_grads(p), nn_params_size(p));
-  gradcheck_result res;
-  gradcheck_direction(&gc, 5, GC_H_ALL, 1.0, &res);
-  TEST_ASSERT(direction_error(&res) < GC_TOL_ALL);
+  /* the correct gradient passes: the median over three directions, as in gradcheck_variant, within
+   * the per-tensor tolerance (one direction alone measured 0.002 to 0.009 here, depending on the
+   * direction and on which sgemm kernel ran: ReLU kinks between x - delta and x + delta in this
+   * small fixture; the wrong gradient below is off by order 1) */
+  double errs[3];
+  for (int k = 0; k < 3; k++) {
+    gradcheck_result res;
+    gradcheck_direction(&gc, 5 + (uint64_t)k, GC_H_ALL, 1.0, &res);
+    errs[k] = direction_error(&res);
+  }
+  const double median = fmax(fmin(errs[0], errs[1]), fmin(fmax(errs[0], errs[1]), errs[2]));
+  TEST_ASSERTF(median < GC_TOL_TENSOR, "the correct gradient failed: median direction error %.3g", median);
   /* a wrong gradient: the analytic one with A = -0.7, the finite difference with A = +0.7 */
   float *adv_true = c.adv;
   float adv_wrong[6];

@@ -1,7 +1,7 @@
 /* nn_linear.c: see nn_linear.h. Both passes are products through nn_gemm.
  *
- * Speed: the bias enters the forward as the initial value of the output (rows filled by block
- * copies, then the product with beta = 1), and the bias gradient is summed row by row into per-column
+ * Speed: the bias enters the forward through nn_gemm_bias (added as the product is stored, on
+ * machines with nn_gemm's tiled kernels), and the bias gradient is summed row by row into per-column
  * double accumulators in blocks GCC vectorises (the column-by-column double chain it replaced
  * cost as much as the products at the policy's shapes). */
 #include "common/nn/nn_linear.h"
@@ -20,46 +20,12 @@
 #define NN_LIN_HOT
 #endif
 
-/* out[i][0..m) = b for every row i. This pass is where the product's output lines are first
- * written (and fetched from memory), so it should only store: with GCC and m a multiple of 16 up
- * to 256 the bias row is held in vector registers and stored row after row (per-row loops became
- * one short memcpy call per row, and copies of the rows filled so far read as much as they
- * write); otherwise the first row, then copies of the rows filled so far, doubling. */
-#ifdef __GNUC__
-typedef float nn_lin_v16 __attribute__((vector_size(64)));
-
-NN_LIN_HOT static void fill_rows_vec(float *restrict out, const float *restrict b, int64_t n,
-                                     int64_t m) {
-  nn_lin_v16 v[16];
-  const int64_t nv = m / 16;
-  for (int64_t k = 0; k < nv; k++) memcpy(&v[k], b + 16 * k, sizeof v[k]);
-  for (int64_t i = 0; i < n; i++)
-    for (int64_t k = 0; k < nv; k++) memcpy(out + i * m + 16 * k, &v[k], sizeof v[k]);
-}
-#endif
-
-static void fill_rows(float *restrict out, const float *restrict b, int64_t n, int64_t m) {
-  if (n <= 0) return;
-#ifdef __GNUC__
-  if (m % 16 == 0 && m <= 256) {
-    fill_rows_vec(out, b, n, m);
-    return;
-  }
-#endif
-  for (int64_t j = 0; j < m; j++) out[j] = b[j];
-  for (int64_t done = 1; done < n;) {
-    const int64_t k = done < n - done ? done : n - done;
-    memcpy(out + done * m, out, (size_t)(k * m) * sizeof(float));
-    done += k;
-  }
-}
-
 void nn_linear_forward(float *out, const float *inp, const float *w, const float *b, int64_t n,
                        int64_t in_dim, int64_t out_dim) {
   HSRL_CHECK(n >= 0 && in_dim > 0 && out_dim > 0);
-  if (b) fill_rows(out, b, n, out_dim);
-  /* out (n, out) = inp (n, in) * w^T (in, out) [+ out] */
-  nn_gemm(0, 1, n, out_dim, in_dim, 1.0f, inp, in_dim, w, in_dim, b ? 1.0f : 0.0f, out, out_dim);
+  /* out (n, out) = inp (n, in) * w^T (in, out) [+ b in every row] */
+  if (b) nn_gemm_bias(0, 1, n, out_dim, in_dim, inp, in_dim, w, in_dim, b, out, out_dim);
+  else nn_gemm(0, 1, n, out_dim, in_dim, 1.0f, inp, in_dim, w, in_dim, 0.0f, out, out_dim);
 }
 
 /* db[o] += sum_i dout[i][o], summed in double. */
