@@ -224,7 +224,8 @@ static char *run_read_file(const char *path) {
 typedef struct run_agent {
   char kind[HSRL_SETTINGS_ENUM_MAX]; /* its name in run.baselines and the table: sl, hsrl-no-bc, ... */
   const char *base;                  /* the agent.kind it trains (sl, hsrl) */
-  const char *set;                   /* the ablation switch it applies ("agent.bc=false"), or NULL */
+  const char *const *set;            /* the switches it applies ({"agent.bc=false"}), or NULL */
+  int n_set;
   char dir[RUN_PATH_MAX];  /* out_dir/name or out_dir/name-<kind> */
   char ckpt[RUN_PATH_MAX]; /* its final checkpoint */
   uint64_t sum;            /* checksum of the final checkpoint */
@@ -1434,18 +1435,25 @@ static int64_t run_split_list(const char *text, char words[][RUN_WORD_MAX], int6
   return n;
 }
 
-/* The agents run.baselines can name: the agent kinds and the paper's ablations of HSRL (method.md
- * §8: no entropy, no hierarchy, no BC, no MLC), each the run's HSRL config with one switch off. */
+/* The agents run.baselines can name: the agent kinds, SL with the item-id embedding, the paper's
+ * ablations of HSRL (method.md §8: no entropy, no hierarchy, no BC, no MLC), each the run's HSRL
+ * config with one switch off, and hsrl-paper: the run's HSRL config with the paper's policy-gradient
+ * weights (slate advantage, clipped) where the config chose others (agent.credit, agent.advantage). */
+#define RUN_VARIANT_MAX_SETS 2
 typedef struct run_variant {
-  const char *name, *base, *set;
+  const char *name, *base;
+  const char *set[RUN_VARIANT_MAX_SETS];
+  int n_set;
 } run_variant;
 static const run_variant run_variants[] = {
-    {"sl", "sl", NULL},
-    {"hsrl", "hsrl", NULL},
-    {"hsrl-no-bc", "hsrl", "agent.bc=false"},
-    {"hsrl-no-mlc", "hsrl", "agent.mlc=false"},
-    {"hsrl-no-hierarchy", "hsrl", "agent.hierarchy=false"},
-    {"hsrl-no-entropy", "hsrl", "agent.entropy=false"},
+    {"sl", "sl", {NULL}, 0},
+    {"sl-id", "sl", {"agent.item_id_embedding=true"}, 1},
+    {"hsrl", "hsrl", {NULL}, 0},
+    {"hsrl-paper", "hsrl", {"agent.credit=slate", "agent.advantage=clip"}, 2},
+    {"hsrl-no-bc", "hsrl", {"agent.bc=false"}, 1},
+    {"hsrl-no-mlc", "hsrl", {"agent.mlc=false"}, 1},
+    {"hsrl-no-hierarchy", "hsrl", {"agent.hierarchy=false"}, 1},
+    {"hsrl-no-entropy", "hsrl", {"agent.entropy=false"}, 1},
 };
 #define RUN_N_VARIANTS ((int)(sizeof run_variants / sizeof run_variants[0]))
 
@@ -1497,6 +1505,7 @@ static hsrl_status run_plan(run_ctx *c) {
   const run_variant *main_agent = run_variant_find(s->agent.kind);
   c->agents[0].base = main_agent->base;
   c->agents[0].set = NULL;
+  c->agents[0].n_set = 0;
   snprintf(c->agents[c->n_agents++].kind, HSRL_SETTINGS_ENUM_MAX, "%s", s->agent.kind);
   for (int64_t i = 0; i < nb; i++) {
     const run_variant *v = run_variant_find(words[i]);
@@ -1511,26 +1520,27 @@ static hsrl_status run_plan(run_ctx *c) {
     if (dup) continue;
     if (c->n_agents == RUN_MAX_AGENTS)
       return hsrl_err(HSRL_E_USAGE, src, 0, "run.baselines", "too many agents (at most %d)", RUN_MAX_AGENTS - 1);
-    if (v->set && !strcmp(s->agent.kind, "hsrl")) { /* an ablation that changes nothing is worth a note */
+    if (v->n_set && !strcmp(s->agent.kind, v->base)) { /* a variant that changes nothing is worth a note */
       hsrl_settings *t = hsrl_malloc(sizeof *t);
       *t = *s;
-      hsrl_status ast = hsrl_settings_apply_sets(t, 1, &v->set);
+      hsrl_status ast = hsrl_settings_apply_sets(t, v->n_set, v->set);
       const int same = ast == HSRL_OK && memcmp(&t->agent, &s->agent, sizeof t->agent) == 0;
       hsrl_free(t);
       if (ast != HSRL_OK) return ast;
       if (same)
-        printf("note: run.baselines: %s is the run's own HSRL config (%s already): its row repeats hsrl's\n",
-               v->name, v->set);
+        printf("note: run.baselines: %s is the run's own %s config (%s%s%s already): its row repeats %s's\n",
+               v->name, v->base, v->set[0], v->n_set > 1 ? ", " : "", v->n_set > 1 ? v->set[1] : "", v->base);
     }
     c->agents[c->n_agents].base = v->base;
-    c->agents[c->n_agents].set = v->set;
+    c->agents[c->n_agents].set = v->n_set ? v->set : NULL;
+    c->agents[c->n_agents].n_set = v->n_set;
     snprintf(c->agents[c->n_agents++].kind, HSRL_SETTINGS_ENUM_MAX, "%.*s", RUN_WORD_MAX - 1, words[i]);
   }
   for (int64_t i = 0; i < c->n_agents; i++) {
     run_agent *a = &c->agents[i];
     int n = i == 0 ? snprintf(a->dir, sizeof a->dir, "%s/%s", s->run.out_dir, s->run.name)
                    : snprintf(a->dir, sizeof a->dir, "%s/%s-%s", s->run.out_dir, s->run.name,
-                              a->set ? a->kind + strlen("hsrl-") : a->kind); /* name-sl, name-no-bc */
+                              strncmp(a->kind, "hsrl-", 5) ? a->kind : a->kind + 5); /* name-sl, name-no-bc */
     if (n >= (int)sizeof a->dir) return hsrl_err(HSRL_E_USAGE, src, 0, "run.out_dir", "path too long");
   }
   if (c->n_agents > 1) c->used[ST_BASELINES] = 1;
@@ -1663,7 +1673,7 @@ int learner_run_command(int argc, char **argv) {
     *sa = c->s;
     if (i > 0) {
       snprintf(sa->agent.kind, sizeof sa->agent.kind, "%s", c->agents[i].base);
-      if (c->agents[i].set) HSRL_TRY(hsrl_settings_apply_sets(sa, 1, &c->agents[i].set));
+      if (c->agents[i].n_set) HSRL_TRY(hsrl_settings_apply_sets(sa, c->agents[i].n_set, c->agents[i].set));
       const char *slash = strrchr(c->agents[i].dir, '/');
       snprintf(sa->run.name, sizeof sa->run.name, "%s", slash ? slash + 1 : c->agents[i].dir);
     }

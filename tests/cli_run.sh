@@ -106,6 +106,16 @@ grep -q "^complete = 1$" "$r/hsrl/train.stage" || fail "train.stage not complete
 table1=$(sed -n '/^policy /,/^(mean/p' "$tmp/out")
 res1=$(sum "$r/hsrl/results.tsv")
 
+# 1b. scripts/curve.sh: every checkpoint of the run evaluated, the stability line
+run env HSRL="$hsrl" bash "$src/scripts/curve.sh" tiny.ini runs/hsrl
+expect_rc 0 "curve.sh"
+[ "$(cut -f1 "$r/hsrl/curve.tsv" | tr '\n' ' ')" = "step 10 20 " ] || fail "curve.sh: curve.tsv steps: $(cat "$r/hsrl/curve.tsv")"
+awk -F'\t' 'NR > 1 && !($2 > -10 && $2 < 100) { exit 1 }' "$r/hsrl/curve.tsv" || fail "curve.sh: a total reward is not a number"
+expect_in out "last quarter (steps > 15, 1 checkpoints) mean" "curve.sh"
+run env HSRL="$hsrl" bash "$src/scripts/curve.sh" tiny.ini runs/none
+expect_rc 2 "curve.sh without a run"
+expect_in err "no checkpoints in 'runs/none'" "curve.sh without a run"
+
 # 2. the same again: every stage is current, nothing is rewritten, the same table is printed
 sid_sum=$(sum "$r/tiny.sid.h5")
 run "$hsrl" run tiny.ini --quiet
@@ -308,11 +318,19 @@ for row in sl hsrl-no-bc hsrl-no-hierarchy hsrl oracle; do
   grep -q "^$row	" runs/hsrl/results.tsv || fail "ablations: no '$row' row in results.tsv"
 done
 run "$hsrl" run tiny.ini --dry-run --set run.baselines=hsrl-no-entropy --set agent.entropy=false
-expect_in out "note: run.baselines: hsrl-no-entropy is the run's own HSRL config (agent.entropy=false already)" \
+expect_in out "note: run.baselines: hsrl-no-entropy is the run's own hsrl config (agent.entropy=false already)" \
   "an ablation that changes nothing"
 run "$hsrl" run tiny.ini --quiet --set run.baselines=sl,hsrl-no-x
 expect_rc 2 "unknown ablation"
-expect_in err "field 'run.baselines': unknown agent 'hsrl-no-x' (sl, hsrl, hsrl-no-bc" "unknown ablation"
+expect_in err "field 'run.baselines': unknown agent 'hsrl-no-x' (sl, sl-id, hsrl, hsrl-paper, hsrl-no-bc" "unknown ablation"
+# SL with the item-id embedding, and HSRL with the paper's pg weights beside a run that chose others
+run "$hsrl" run tiny.ini --dry-run --set run.baselines=sl-id,hsrl-paper --set agent.credit=click
+expect_rc 0 "sl-id, hsrl-paper"
+expect_in out "(sl-id): no run yet (runs/hsrl-sl-id)" "sl-id"
+expect_in out "(hsrl-paper): no run yet (runs/hsrl-paper)" "hsrl-paper"
+run "$hsrl" run tiny.ini --dry-run --set run.baselines=hsrl-paper
+expect_in out "note: run.baselines: hsrl-paper is the run's own hsrl config (agent.credit=slate, agent.advantage=clip already)" \
+  "hsrl-paper on the paper's config"
 
 # 11. bad usage and configs: exit 2 with the field named; nothing is made
 run "$hsrl" run
