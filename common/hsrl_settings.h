@@ -50,7 +50,7 @@
   X(run, sim_train,    PATH,   "",     NULL,      "simulator trained on the train split, for training (empty: the synthetic world's true model)") \
   X(run, sim_all,      PATH,   "",     NULL,      "simulator trained on all records, for evaluation (empty: the synthetic world's true model)") \
   X(run, sid,          PATH,   "",     NULL,      "Semantic-ID file (hsrl sid build); needed by agent.kind = hsrl") \
-  X(run, baselines,    STRING, "sl",   NULL,      "hsrl run: agents trained beside agent.kind, each in out_dir/name-<agent>: sl, sl-id (SL with the item-id embedding), hsrl, hsrl-paper (the paper's slate advantage, clipped), or an ablation of HSRL: hsrl-no-bc, hsrl-no-mlc, hsrl-no-hierarchy, hsrl-no-entropy (empty: none)") \
+  X(run, baselines,    STRING, "sl",   NULL,      "hsrl run: agents trained beside agent.kind, in out_dir/name-<agent>: sl, sl-id, hsrl, hsrl-paper, hsrl-no-bc, hsrl-no-mlc, hsrl-no-hierarchy, hsrl-no-entropy (empty: none)") \
   X(run, compare,      STRING, "random,popular,greedy,oracle", NULL, "hsrl run: reference policies in the results table (greedy needs run.sim_train, oracle a synthetic world)")
 
 #define HSRL_SETTINGS_DATA(X) \
