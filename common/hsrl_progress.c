@@ -21,6 +21,13 @@ void hsrl_progress_init(hsrl_progress *p, const char *label, int64_t total) {
   if (env && atof(env) > 0) p->interval = atof(env);
 }
 
+void hsrl_progress_init_resumed(hsrl_progress *p, const char *name, int64_t from, int64_t end) {
+  char label[sizeof p->label];
+  if (from > 0) snprintf(label, sizeof label, "%s (resumed at %lld)", name, (long long)from);
+  else snprintf(label, sizeof label, "%s", name);
+  hsrl_progress_init(p, label, end > from ? end - from : 0);
+}
+
 static void format_seconds(char *buf, size_t n, double s) {
   if (s < 0 || s > 1e7) snprintf(buf, n, "?");
   else if (s < 60) snprintf(buf, n, "%.0fs", s);

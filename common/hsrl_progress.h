@@ -21,6 +21,9 @@ typedef struct hsrl_progress {
 } hsrl_progress;
 
 void hsrl_progress_init(hsrl_progress *p, const char *label, int64_t total);
+/* For a stage that resumes at step `from` of `end`: the label "name (resumed at <from>)" when
+ * from > 0, and a total of the end - from steps this process does (updates then count from 0). */
+void hsrl_progress_init_resumed(hsrl_progress *p, const char *name, int64_t from, int64_t end);
 /* Records `done` (absolute) and redraws if due; note may be NULL. */
 void hsrl_progress_update(hsrl_progress *p, int64_t done, const char *note);
 void hsrl_progress_finish(hsrl_progress *p, const char *note);

@@ -577,11 +577,8 @@ static hsrl_status learner_dist_learner(comm *ep, const learner_train_options *o
     HSRL_TRY(learner_train_write_config(run_dir, s));
   }
   if (!opt->quiet) {
-    char label[48] = "train";
     L->progress_from = L->iteration;
-    if (L->iteration > 0) snprintf(label, sizeof label, "train (resumed at %lld)", (long long)L->iteration);
-    int64_t left = s->train.iterations - L->iteration;
-    hsrl_progress_init(&L->progress, label, left > 0 ? left : 0);
+    hsrl_progress_init_resumed(&L->progress, "train", L->iteration, s->train.iterations);
   }
   st = ld_loop(L);
   if (st == HSRL_OK && !opt->quiet)

@@ -700,11 +700,8 @@ hsrl_status learner_train_open(learner **out, const learner_train_options *opt) 
   L->t_open = L->t_interval = hsrl_time_now();
   if (!opt->quiet) {
     /* a resumed run counts (and rates) only the iterations this process does */
-    char label[48] = "train";
     L->progress_from = L->iteration;
-    if (L->iteration > 0) snprintf(label, sizeof label, "train (resumed at %lld)", (long long)L->iteration);
-    int64_t left = s->train.iterations - L->iteration;
-    hsrl_progress_init(&L->progress, label, left > 0 ? left : 0);
+    hsrl_progress_init_resumed(&L->progress, "train", L->iteration, s->train.iterations);
   }
 done:
   if (st != HSRL_OK) {

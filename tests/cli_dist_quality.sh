@@ -12,9 +12,7 @@
 # usage: cli_dist_quality.sh HSRL BUILD_DIR SRC
 set -u
 hsrl=$1
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
-export OPENBLAS_NUM_THREADS=1
-export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" # Open MPI's own allocations
+source "$(dirname "${BASH_SOURCE[0]}")/mpi_env.sh"
 d=$(mktemp -d "${TMPDIR:-/tmp}/hsrl-dist-quality-XXXXXX")
 trap 'rm -rf "$d"' EXIT
 fail() { echo "FAIL: $*"; exit 1; }

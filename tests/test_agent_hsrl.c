@@ -185,6 +185,20 @@ static double direction_error(const gradcheck_result *r) {
   return fabs(num - ana) / fmax(fmax(fabs(num), fabs(ana)), GC_NOISE);
 }
 
+/* The median of the direction errors over three random directions (seeds seed .. seed + 2, step
+ * h): a rare ReLU kink between x - delta and x + delta, or float noise, spoils one direction; a
+ * wrong gradient spoils all of them. what (or NULL) labels each direction's printed line. */
+static double median_direction_error(gradcheck_case *gc, uint64_t seed, double h, const char *what) {
+  double e[3];
+  for (int k = 0; k < 3; k++) {
+    gradcheck_result res;
+    if (what) printf("  %s:", what);
+    gradcheck_direction(gc, seed + (uint64_t)k, h, 1.0, &res);
+    e[k] = direction_error(&res);
+  }
+  return fmax(fmin(e[0], e[1]), fmin(fmax(e[0], e[1]), e[2]));
+}
+
 typedef struct loss_ctx {
   agent *a;
   const agent_batch *b;
@@ -263,16 +277,9 @@ static double gradcheck_agent(agent *a, const agent_batch *b, const float *y, in
       double g2 = 0.0;
       for (int64_t i = 0; i < en->n; i++) g2 += (double)gall[ti][en->offset + i] * (double)gall[ti][en->offset + i];
       double h = fmin(1e-3, fmax(GC_H_ALL, GC_SIGNAL / (sqrt(g2) + 1e-12)));
-      /* the median over three directions: a rare ReLU kink between x - delta and x + delta, or
-       * float noise, spoils one direction; a wrong gradient spoils all of them */
-      double errs[3];
-      for (int k = 0; k < 3; k++) {
-        gradcheck_result res;
-        printf("  %s %s (h %.1e):", label, en->name, h);
-        gradcheck_direction(&gc, seed + (uint64_t)(ti * 1000 + e) * 3 + (uint64_t)k, h, 1.0, &res);
-        errs[k] = direction_error(&res);
-      }
-      double err = fmax(fmin(errs[0], errs[1]), fmin(fmax(errs[0], errs[1]), errs[2]));
+      char what[160];
+      snprintf(what, sizeof what, "%s %s (h %.1e)", label, en->name, h);
+      double err = median_direction_error(&gc, seed + (uint64_t)(ti * 1000 + e) * 3, h, what);
       if (err > worst) worst = err, worst_name = en->name;
       n_checked++;
     }
@@ -363,13 +370,7 @@ static void test_gradcheck_rejects_wrong_gradient(void) {
    * the per-tensor tolerance (one direction alone measured 0.002 to 0.009 here, depending on the
    * direction and on which sgemm kernel ran: ReLU kinks between x - delta and x + delta in this
    * small fixture; the wrong gradient below is off by order 1) */
-  double errs[3];
-  for (int k = 0; k < 3; k++) {
-    gradcheck_result res;
-    gradcheck_direction(&gc, 5 + (uint64_t)k, GC_H_ALL, 1.0, &res);
-    errs[k] = direction_error(&res);
-  }
-  const double median = fmax(fmin(errs[0], errs[1]), fmin(fmax(errs[0], errs[1]), errs[2]));
+  const double median = median_direction_error(&gc, 5, GC_H_ALL, NULL);
   TEST_ASSERTF(median < GC_TOL_TENSOR, "the correct gradient failed: median direction error %.3g", median);
   /* a wrong gradient: the analytic one with A = -0.7, the finite difference with A = +0.7 */
   float *adv_true = c.adv;
