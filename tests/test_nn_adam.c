@@ -275,6 +275,32 @@ static void test_clip_grad_norm(void) {
   hsrl_free(g), hsrl_free(orig);
 }
 
+/* nn_sum_squares: the documented lane order exactly, the Kahan sum to 1e-12, and every tail length */
+static void test_sum_squares(void) {
+  enum { N = 10007 };
+  float *x = hsrl_malloc(N * sizeof *x);
+  test_fill_uniform(x, N, -3.0f, 3.0f, 12);
+  const int64_t lens[8] = {0, 1, 15, 16, 17, 33, 1000, N};
+  for (int t = 0; t < 8; t++) {
+    const int64_t n = lens[t];
+    double lane[16] = {0}, ordered = 0.0, s = 0.0, c = 0.0;
+    const int64_t full = n / 16 * 16;
+    for (int64_t i = 0; i < full; i++) lane[i % 16] += (double)x[i] * (double)x[i];
+    for (int k = 0; k < 16; k++) ordered += lane[k];
+    for (int64_t i = full; i < n; i++) ordered += (double)x[i] * (double)x[i];
+    for (int64_t i = 0; i < n; i++) {
+      double y = (double)x[i] * (double)x[i] - c, u = s + y;
+      c = (u - s) - y, s = u;
+    }
+    const double got = nn_sum_squares(x, n);
+    TEST_ASSERTF(got == ordered, "n %lld: %.17g, the documented order gives %.17g", (long long)n, got, ordered);
+    TEST_NEAR(got, s, 1e-12 * (s + 1.0));
+  }
+  x[N / 3] = NAN;
+  TEST_ASSERT(isnan(nn_sum_squares(x, N)));
+  hsrl_free(x);
+}
+
 static void test_soft_update(void) {
   enum { N = 301 };
   float t[N], s[N], t0[N];
@@ -332,6 +358,7 @@ int main(void) {
   TEST_RUN(test_step1_moves_by_lr);
   TEST_RUN(test_zero_stays_zero);
   TEST_RUN(test_clip_grad_norm);
+  TEST_RUN(test_sum_squares);
   TEST_RUN(test_soft_update);
   TEST_RUN(test_all_finite);
   return test_summary();

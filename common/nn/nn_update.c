@@ -5,12 +5,25 @@
 
 #include "common/hsrl_check.h"
 
+/* Elementwise loops in fixed blocks, which GCC's -O2 vectoriser takes (see nn_activation.c). */
+#define NN_UPDATE_BLOCK 16
+
+double nn_sum_squares(const float *x, int64_t n) {
+  HSRL_CHECK(n >= 0);
+  double lane[NN_UPDATE_BLOCK] = {0};
+  int64_t i = 0;
+  for (; i + NN_UPDATE_BLOCK <= n; i += NN_UPDATE_BLOCK)
+    for (int k = 0; k < NN_UPDATE_BLOCK; k++) lane[k] += (double)x[i + k] * (double)x[i + k];
+  double s = 0.0;
+  for (int k = 0; k < NN_UPDATE_BLOCK; k++) s += lane[k];
+  for (; i < n; i++) s += (double)x[i] * (double)x[i];
+  return s;
+}
+
 double nn_clip_grad_norm(float *grads, int64_t n, float max_norm) {
   HSRL_CHECK(n >= 0);
   HSRL_CHECKF(max_norm > 0.0f && isfinite(max_norm), "max_norm %g", (double)max_norm);
-  double sum_sq = 0.0;
-  for (int64_t i = 0; i < n; i++) sum_sq += (double)grads[i] * (double)grads[i];
-  double norm = sqrt(sum_sq);
+  double norm = sqrt(nn_sum_squares(grads, n));
   if (!isfinite(norm)) return norm;
   double coef = (double)max_norm / (norm + 1e-6);
   if (coef < 1.0) {
@@ -19,9 +32,6 @@ double nn_clip_grad_norm(float *grads, int64_t n, float max_norm) {
   }
   return norm;
 }
-
-/* Elementwise loops in fixed blocks, which GCC's -O2 vectoriser takes (see nn_activation.c). */
-#define NN_UPDATE_BLOCK 16
 
 static void soft_update(float *restrict target, const float *restrict source, int64_t n, float keep,
                         float tau) {

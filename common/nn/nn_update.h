@@ -9,8 +9,13 @@
 
 #include <stdint.h>
 
+/* sum of x[i]^2 in double: products exact, added in NN_UPDATE_BLOCK interleaved lanes (element i
+ * into lane i % NN_UPDATE_BLOCK, lanes summed in order, then the tail), so the vectoriser takes it
+ * and one long dependent chain of additions does not set its speed. */
+double nn_sum_squares(const float *x /* (n) */, int64_t n);
+
 /* torch.nn.utils.clip_grad_norm_ (norm_type 2) over one buffer: returns the pre-clip L2 norm of
- * grads, accumulated in double. When coef = max_norm / (norm + 1e-6) is below 1 every gradient
+ * grads, accumulated in double (nn_sum_squares). When coef = max_norm / (norm + 1e-6) is below 1 every gradient
  * is multiplied by (float)coef, so the clipped norm is max_norm (to 1e-6 relative); otherwise
  * grads are left untouched. A non-finite norm leaves grads untouched and is returned for the
  * caller's NaN/Inf check (torch would multiply by NaN). max_norm > 0. */

@@ -358,9 +358,7 @@ static double grad_norm(nn_params *p, double max_norm) {
   float *g = nn_params_grads(p);
   const int64_t n = nn_params_size(p);
   if (max_norm > 0.0) return nn_clip_grad_norm(g, n, (float)max_norm);
-  double s = 0.0;
-  for (int64_t i = 0; i < n; i++) s += (double)g[i] * (double)g[i];
-  return sqrt(s);
+  return sqrt(nn_sum_squares(g, n));
 }
 
 static void hsrl_learn(agent *a_, const agent_batch *b, agent_stats *out) {
