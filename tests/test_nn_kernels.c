@@ -7,7 +7,9 @@
  * instruction-set paths for the dropout words, so this file checks:
  * - dropout words of every instruction-set path (portable C, SSE2, AVX2, AVX-512, whichever the
  *   machine has) against hsrl_philox4x32 with the documented counter layout, at odd offsets and
- *   lengths and across a carry into the high counter word; masks against the words;
+ *   lengths and across a carry into the high counter word; masks against the 16-bit halves of the
+ *   words (element i against half i % 2 of word i / 2) at odd offsets and lengths, and the
+ *   threshold round(p 65536) at p near 0 and near 1;
  * - ReLU, dropout apply/backward, the linear bias gradient and LayerNorm against plain scalar
  *   references on lengths around the block sizes, in place and out of place;
  * - multi-head attention against a naive double-precision reference written here (forward,
@@ -44,6 +46,20 @@ static uint32_t ref_word(uint64_t key, uint64_t c) {
   return out[c % 4];
 }
 
+/* The documented mask (nn_dropout.h): element c is kept when the 16-bit half c % 2 (low first)
+ * of word c / 2 is >= t = round(p 65536), capped at 65535; p == 0 keeps everything. Written from
+ * the contract, not from the kernel: lround and the cap. */
+static uint32_t ref_threshold(float p) {
+  long t = lround((double)p * 65536.0);
+  return (uint32_t)(t > 65535 ? 65535 : t);
+}
+
+static int ref_keep(uint64_t key, uint64_t c, float p) {
+  if (p == 0.0f) return 1;
+  uint32_t half = (ref_word(key, c / 2) >> (16 * (c % 2))) & 0xffffu;
+  return half >= ref_threshold(p);
+}
+
 static void test_dropout_words_every_isa(void) {
   enum { N = 700 };
   static uint32_t w[N];
@@ -64,19 +80,68 @@ static void test_dropout_words_every_isa(void) {
             checked++;
           }
         }
-  /* masks are the words against p 2^32; p = 0 keeps everything */
+  /* Masks are the 16-bit halves of the words against t: element i at counter c = offset + i
+   * reads half c % 2 of stream word c / 2; odd and even offsets, lengths around the vector
+   * blocks, and an offset near the top of the counter space. p = 0 keeps everything. */
   uint8_t m[N];
-  nn_dropout_words(w, N, 99, 5, NN_DROPOUT_ISA_BEST);
-  nn_dropout_mask(m, N, 0.3f, 99, 5);
-  uint32_t thr = (uint32_t)(0.3 * 4294967296.0);
-  int64_t kept = 0;
-  for (int i = 0; i < N; i++) {
-    TEST_ASSERT(m[i] == (w[i] >= thr));
-    kept += m[i];
-  }
-  TEST_ASSERT(kept > N / 2 && kept < N); /* ~70% */
+  const uint64_t m_offsets[4] = {5, 6, 0, 8ull * 0xfffffff0ull + 3};
+  const int64_t m_lens[8] = {1, 2, 7, 9, 16, 17, 33, N};
+  int64_t kept = 0, decided = 0;
+  for (int o = 0; o < 4; o++)
+    for (int l = 0; l < 8; l++) {
+      const int64_t n = m_lens[l];
+      memset(m, 0xee, sizeof m);
+      nn_dropout_mask(m, n, 0.3f, 99, m_offsets[o]);
+      nn_dropout_words(w, (n + 1) / 2 + 1, 99, m_offsets[o] / 2, NN_DROPOUT_ISA_BEST);
+      for (int64_t i = 0; i < n; i++) {
+        const uint64_t c = m_offsets[o] + (uint64_t)i;
+        const uint32_t half = (w[c / 2 - m_offsets[o] / 2] >> (16 * (c % 2))) & 0xffffu;
+        TEST_ASSERTF(m[i] == (half >= ref_threshold(0.3f)), "offset %llu len %lld: element %lld",
+                     (unsigned long long)m_offsets[o], (long long)n, (long long)i);
+        TEST_ASSERT(m[i] == ref_keep(99, c, 0.3f));
+        kept += m[i];
+        decided++;
+      }
+      for (int64_t i = n; i < N; i++) TEST_ASSERT(m[i] == 0xee); /* nothing past the end */
+    }
+  TEST_ASSERT(kept > decided / 2 && kept < decided); /* ~70% */
+  TEST_ASSERT(ref_threshold(0.3f) == 19661u); /* 0.3f 65536 = 19660.8 */
   nn_dropout_mask(m, N, 0.0f, 99, 5);
   for (int i = 0; i < N; i++) TEST_ASSERT(m[i] == 1);
+  /* p below 2^-17 rounds to t = 0: everything kept. p = 2^-17 is the half-way case: t = 1, so a
+   * half of 0 is dropped; the test only checks that the mask is the reference's. */
+  nn_dropout_mask(m, N, 7e-6f, 99, 5);
+  for (int i = 0; i < N; i++) TEST_ASSERT(m[i] == 1);
+  TEST_ASSERT(ref_threshold(0x1p-17f) == 1u);
+  nn_dropout_mask(m, N, 0x1p-17f, 99, 5);
+  for (int i = 0; i < N; i++) TEST_ASSERT(m[i] == ref_keep(99, 5 + (uint64_t)i, 0x1p-17f));
+  /* The largest float below 1 would round to 65536, which no half reaches: capped at 65535, so
+   * exactly the halves equal to 65535 are kept (about 1 in 65536), never all dropped by a bug
+   * that compares against 65536 or wraps it to 0 (which would keep everything). */
+  const float p_top = nextafterf(1.0f, 0.0f);
+  TEST_ASSERT(ref_threshold(p_top) == 65535u);
+  nn_dropout_mask(m, N, p_top, 99, 5);
+  int64_t kept_top = 0;
+  for (int i = 0; i < N; i++) {
+    TEST_ASSERT(m[i] == ref_keep(99, 5 + (uint64_t)i, p_top));
+    kept_top += m[i];
+  }
+  TEST_ASSERT(kept_top < 10);
+  /* The boundary: p = h / 65536 for the half h of some element gives t = h exactly, and that
+   * element is kept (half >= t); against t = h + 1 it is dropped. */
+  nn_dropout_words(w, N, 99, 0, NN_DROPOUT_ISA_BEST);
+  int boundary = 0;
+  for (int i = 0; i < 2 * N && boundary < 20; i++) {
+    const uint32_t h = (w[i / 2] >> (16 * (i % 2))) & 0xffffu;
+    if (h == 0 || h == 65535) continue;
+    const float p_h = (float)h / 65536.0f; /* exact: h < 2^24 */
+    nn_dropout_mask(m, 1, p_h, 99, (uint64_t)i);
+    TEST_ASSERTF(m[0] == 1, "element %d: half %u against t = %u must be kept", i, h, h);
+    nn_dropout_mask(m, 1, (float)(h + 1) / 65536.0f, 99, (uint64_t)i);
+    TEST_ASSERTF(m[0] == 0, "element %d: half %u against t = %u must be dropped", i, h, h + 1);
+    boundary++;
+  }
+  TEST_ASSERT(boundary == 20);
   printf("  %lld words checked over every instruction-set path\n", (long long)checked);
 }
 
@@ -288,7 +353,6 @@ typedef struct attn_ref {
 static void attn_reference(const attn_case *c, attn_ref *r) {
   const int64_t B = c->s.B, Tq = c->s.Tq, Tk = c->s.Tk, E = c->s.E, H = c->s.n_heads, dh = E / H;
   const double sc = 1.0 / sqrt((double)dh);
-  const uint32_t thr = (uint32_t)((double)c->p * 4294967296.0);
   double *Q = hsrl_calloc((size_t)(B * Tq * E), sizeof(double));
   double *K = hsrl_calloc((size_t)(B * Tk * E), sizeof(double)), *V = hsrl_calloc((size_t)(B * Tk * E), sizeof(double));
   double *C = hsrl_calloc((size_t)(B * Tq * E), sizeof(double)), *dC = hsrl_calloc((size_t)(B * Tq * E), sizeof(double));
@@ -329,7 +393,7 @@ static void attn_reference(const attn_case *c, attn_ref *r) {
           A[j] = ok ? s * sc : -(double)INFINITY;
           if (A[j] > mx) mx = A[j];
           uint64_t ctr = c->offset + (uint64_t)(((b * H + h) * (c->m.q_offset + Tq) + c->m.q_offset + i) * Tk + j);
-          keep[j] = c->p == 0.0f ? 1.0 : (ref_word(c->key, ctr) >= thr ? 1.0 / (1.0 - (double)c->p) : 0.0);
+          keep[j] = ref_keep(c->key, ctr, c->p) ? 1.0 / (1.0 - (double)c->p) : 0.0;
         }
         double sum = 0.0;
         for (int64_t j = 0; j < Tk; j++) sum += A[j] = mx == -(double)INFINITY ? 0.0 : exp(A[j] - mx);

@@ -457,17 +457,32 @@ static void test_relu(void) {
 /* ---------------------------------------------------------------------------------------------- */
 /* dropout */
 
+/* The drop probability the 16-bit threshold gives (nn_dropout.h): t / 65536, t = round(p 65536)
+ * capped at 65535. */
+static double dropout_rate(float p) {
+  long t = lround((double)p * 65536.0);
+  return (double)(t > 65535 ? 65535 : t) / 65536.0;
+}
+
 static void test_dropout_mask_statistics(void) {
-  enum { N = 100000 };
+  enum { N = 1 << 20 };
   uint8_t *a = hsrl_malloc(N), *b = hsrl_malloc(N), *c = hsrl_malloc(N);
-  const float ps[3] = {0.1f, 0.3f, 0.5f};
-  for (int t = 0; t < 3; t++) {
+  const float ps[4] = {0.1f, 0.3f, 0.5f, 0.99999994f /* the largest float below 1 */};
+  for (int t = 0; t < 4; t++) {
     float p = ps[t];
     nn_dropout_mask(a, N, p, 1234, 0);
-    int64_t kept = 0;
-    for (int i = 0; i < N; i++) kept += a[i];
-    /* std of the kept fraction is sqrt(p(1-p)/N) <= 0.0016; 0.01 is > 6 sigma. */
-    TEST_NEAR((double)kept / N, 1.0 - (double)p, 0.01);
+    int64_t dropped = 0;
+    for (int i = 0; i < N; i++) dropped += !a[i];
+    /* The drop rate within 4 standard errors sqrt(q(1-q)/N) of q = t / 65536 (3e-4 at p = 0.1,
+     * 2e-3 at 0.5); q is within 2^-17 of p (6e-6 below p at 0.1: not detectable here, and not
+     * meant to be). At the top, q = 65535/65536, not 1: about 16 of the 2^20 elements kept. */
+    const double q = dropout_rate(p), se = sqrt(q * (1.0 - q) / N);
+    printf("  p %.8f: dropped %.6f, t/65536 %.6f, 4 se %.6f\n", (double)p, (double)dropped / N, q, 4.0 * se);
+    TEST_NEAR((double)dropped / N, q, 4.0 * se);
+    if (t == 3) {
+      TEST_ASSERT(dropped < N); /* never t = 65536 (all dropped) or 0 (none) */
+      continue;
+    }
     /* Same (key, offset): same mask; split at an odd point with the offset advanced: same mask. */
     nn_dropout_mask(b, N, p, 1234, 0);
     TEST_ASSERT(memcmp(a, b, N) == 0);
@@ -476,7 +491,8 @@ static void test_dropout_mask_statistics(void) {
     TEST_ASSERT(memcmp(a, b, N) == 0);
     nn_dropout_mask(b, N - 1001, p, 1234, 1001);
     TEST_ASSERT(memcmp(a + 1001, b, N - 1001) == 0);
-    /* A different key or a shifted offset: independent masks, disagreeing on ~2p(1-p). */
+    /* A different key or a shifted offset: independent masks, disagreeing on ~2p(1-p). An offset
+     * shifted by one moves every element to the other half of a word (or the next word). */
     nn_dropout_mask(b, N, p, 1235, 0);
     nn_dropout_mask(c, N, p, 1234, 1);
     int64_t diff_key = 0, diff_off = 0;
@@ -492,9 +508,53 @@ static void test_dropout_mask_statistics(void) {
   nn_dropout_mask(a, 1000, 0.5f, 1ull << 40, 0);
   nn_dropout_mask(b, 1000, 0.5f, 2ull << 40, 0);
   TEST_ASSERT(memcmp(a, b, 1000) != 0);
+  /* p below 2^-17 rounds to t = 0 and keeps everything (documented in nn_dropout.h). */
+  nn_dropout_mask(a, N, 5e-6f, 1234, 0);
+  for (int i = 0; i < N; i++) TEST_ASSERT(a[i] == 1);
   hsrl_free(a);
   hsrl_free(b);
   hsrl_free(c);
+}
+
+/* A mask drawn in pieces (random lengths, odd and even starts, pieces shorter and longer than a
+ * Philox block or a chunk of the generator) equals the mask drawn whole; so does a staircase drawn
+ * by nn_dropout_mask_rows against one nn_dropout_mask call per row, bytes outside the staircase
+ * untouched. */
+static void test_dropout_mask_pieces(void) {
+  enum { N = 200003 };
+  uint8_t *whole = hsrl_malloc(N), *parts = hsrl_malloc(N);
+  const uint64_t key = 0x9e3779b97f4a7c15ull, offset = 12345;
+  nn_dropout_mask(whole, N, 0.1f, key, offset);
+  memset(parts, 7, N);
+  hsrl_rng rng;
+  hsrl_rng_init(&rng, 42, 0);
+  int64_t n_pieces = 0;
+  for (int64_t i = 0; i < N; n_pieces++) {
+    uint32_t r = hsrl_rng_u32(&rng);
+    int64_t len = (r & 1) ? 1 + (int64_t)(r >> 1) % 17 : 1 + (int64_t)(r >> 1) % 3000;
+    if (len > N - i) len = N - i;
+    nn_dropout_mask(parts + i, len, 0.1f, key, offset + (uint64_t)i);
+    i += len;
+  }
+  TEST_ASSERT(memcmp(whole, parts, N) == 0);
+  printf("  %lld pieces\n", (long long)n_pieces);
+  /* Staircases: rows of width ld, row r drawn up to min(len0 + r step, max_len); 300 rows, more
+   * pieces and blocks than one chunk of the generator holds. */
+  const int64_t lds[3] = {50, 17, 600}, steps[3] = {1, 0, 3}, len0s[3] = {1, 5, -4};
+  for (int s = 0; s < 3; s++) {
+    const int64_t ld = lds[s], n_rows = 300, max_len = ld - (s == 1 ? 2 : 0);
+    memset(parts, 7, N);
+    nn_dropout_mask_rows(parts, ld, n_rows, len0s[s], steps[s], max_len, 0.3f, key, offset + 1);
+    for (int64_t r = 0; r < n_rows; r++) {
+      int64_t len = len0s[s] + r * steps[s];
+      len = len < 0 ? 0 : (len > max_len ? max_len : len);
+      nn_dropout_mask(whole, len, 0.3f, key, offset + 1 + (uint64_t)(r * ld));
+      TEST_ASSERT(memcmp(parts + r * ld, whole, (size_t)len) == 0);
+      for (int64_t j = len; j < ld; j++) TEST_ASSERT(parts[r * ld + j] == 7);
+    }
+  }
+  hsrl_free(whole);
+  hsrl_free(parts);
 }
 
 static void test_dropout_apply_and_identity(void) {
@@ -705,6 +765,7 @@ int main(void) {
   TEST_RUN(test_layernorm_offset_row);
   TEST_RUN(test_relu);
   TEST_RUN(test_dropout_mask_statistics);
+  TEST_RUN(test_dropout_mask_pieces);
   TEST_RUN(test_dropout_apply_and_identity);
   TEST_RUN(test_dropout_gradcheck);
   TEST_RUN(test_softmax_matches_naive);

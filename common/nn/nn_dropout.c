@@ -1,12 +1,15 @@
 /* nn_dropout.c: see nn_dropout.h.
  *
- * Counter layout: element i uses word (offset+i) % 4 of Philox block (offset+i) / 4; the block
- * index fills ctr[0..1] and ctr[2..3] hold a fixed tag, so dropout words never coincide with the
- * hsrl_rng streams (whose ctr[2..3] is a stream id) even when a caller reuses a seed as the key.
- * An element is kept when its word >= p * 2^32, i.e. with probability 1 - p (to 2^-32).
+ * Counter layout: word i of the stream is word i % 4 of Philox block i / 4; the block index fills
+ * ctr[0..1] and ctr[2..3] hold a fixed tag, so dropout words never coincide with the hsrl_rng
+ * streams (whose ctr[2..3] is a stream id) even when a caller reuses a seed as the key. Mask element
+ * c takes the 16-bit half c % 2 (low first) of word c / 2, so one block serves 8 elements, and is
+ * kept when that half >= t = round(p 65536), i.e. with probability 1 - t / 65536. 16 bits per
+ * decision halve the Philox work of 32 (FlashAttention uses 8) and keep the drop rate within 2^-17
+ * of p, far below what training can notice.
  *
- * Speed. Masks are drawn for every dropout site of every training step (about a million words per
- * transformer layer and update; the scalar loop cost 8 ns a word), so the Philox rounds are
+ * Speed. Masks are drawn for every dropout site of every training step (about a million decisions
+ * per update; the scalar loop cost 8 ns a word), so the Philox rounds are
  * vectorised: 64-bit lanes hold one block's 32-bit words and _mm_mul_epu32 (and its AVX2 and
  * AVX-512 forms) is the 32x32->64 multiply of a round, which GCC does not vectorise from the
  * scalar code at -O2. Several blocks per register and several independent register sets per
@@ -18,9 +21,11 @@
  * picked at run time (__builtin_cpu_supports; GCC on x86-64), with SSE2 as the x86-64 baseline
  * and the scalar hsrl_philox4x32 elsewhere. Every path gives exactly hsrl_philox4x32's words
  * (tests/test_nn_kernels.c checks each one through nn_dropout_words). Words are made in chunks
- * into a stack buffer and turned into bytes by a loop GCC vectorises. Apply and backward are
- * branch-free block loops (see nn_activation.c for why the select is written as a bit mask).
- * p == 0 draws nothing. */
+ * into a stack buffer and turned into bytes by a loop GCC vectorises (on a little-endian machine
+ * the halves in stream order are the buffer's bytes read as uint16, copied out with memcpy; the
+ * portable loop extracts them with shifts). Apply and backward are branch-free block loops (see
+ * nn_activation.c for why the select is written as a bit mask). p == 0 (and any p with t == 0)
+ * draws nothing. */
 #include "common/nn/nn_dropout.h"
 
 #include <string.h>
@@ -35,7 +40,9 @@
 
 #define NN_DROPOUT_TAG0 0x44524f50u /* "DROP" */
 #define NN_DROPOUT_TAG1 0x4d41534bu /* "MASK" */
-#define NN_DROPOUT_CHUNK 64         /* Philox blocks per stack buffer (256 words) */
+/* Philox blocks per stack buffer (1024 words, 2048 decisions): the ~160 blocks of one causal
+ * 50 x 50 attention head's staircase in one draw, so that few go through the generators' tails. */
+#define NN_DROPOUT_CHUNK 256
 #define NN_DROPOUT_BLOCK 16         /* elements per vectorised block of apply/backward */
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
@@ -291,83 +298,109 @@ static void philox_list(uint32_t *out, const uint64_t *blocks, int64_t n_blocks,
   philox_list_scalar(out, blocks, n_blocks, key);
 }
 
-/* Runs of counters [c, c + len) become words in a buffer, in chunks of NN_DROPOUT_CHUNK blocks. */
+/* Runs of counters [c, c + len) become Philox words in a buffer, in chunks of NN_DROPOUT_CHUNK
+ * blocks. A run counts in units of `per` per block: 4 for the word stream (nn_dropout_words), 8
+ * for mask elements (16-bit halves). */
 typedef struct run_chunk {
   uint64_t list[NN_DROPOUT_CHUNK];
   uint32_t words[4 * NN_DROPOUT_CHUNK];
   int64_t n_blocks;
 } run_chunk;
 
-/* The elements of the run starting at counter c that fit in one chunk (at most
- * 4 NN_DROPOUT_CHUNK - 3): appends their blocks to the chunk's list (the caller checks the room)
- * and returns the position of the first element's word in the chunk's words. */
-static int64_t run_append(run_chunk *ch, uint64_t c, int64_t take) {
-  const int64_t skip = (int64_t)(c % 4), need = (skip + take + 3) / 4;
-  const int64_t pos = 4 * ch->n_blocks + skip;
-  for (int64_t b = 0; b < need; b++) ch->list[ch->n_blocks + b] = c / 4 + (uint64_t)b;
+/* The units of the run starting at unit c that fit in one chunk (at most
+ * per NN_DROPOUT_CHUNK - (per - 1)): appends their blocks to the chunk's list (the caller checks
+ * the room) and returns the position of the first unit in the chunk's buffer (in units). */
+static int64_t run_append(run_chunk *ch, uint64_t c, int64_t take, int per) {
+  const int64_t skip = (int64_t)(c % (uint64_t)per), need = (skip + take + per - 1) / per;
+  const int64_t pos = per * ch->n_blocks + skip;
+  for (int64_t b = 0; b < need; b++) ch->list[ch->n_blocks + b] = c / (uint64_t)per + (uint64_t)b;
   ch->n_blocks += need;
   return pos;
 }
 
-static int64_t run_blocks(uint64_t c, int64_t take) { return ((int64_t)(c % 4) + take + 3) / 4; }
+static int64_t run_blocks(uint64_t c, int64_t take, int per) {
+  return ((int64_t)(c % (uint64_t)per) + take + per - 1) / per;
+}
 
 void nn_dropout_words(uint32_t *words, int64_t n, uint64_t key, uint64_t offset, int max_isa) {
   HSRL_CHECK(n >= 0);
   const uint32_t k[2] = {(uint32_t)key, (uint32_t)(key >> 32)};
+  const int64_t max_take = 4 * NN_DROPOUT_CHUNK - 3;
   run_chunk ch;
   for (int64_t i = 0; i < n;) {
     const uint64_t c = offset + (uint64_t)i;
-    const int64_t take = n - i < 4 * NN_DROPOUT_CHUNK - 3 ? n - i : 4 * NN_DROPOUT_CHUNK - 3;
+    const int64_t take = n - i < max_take ? n - i : max_take;
     ch.n_blocks = 0;
-    const int64_t pos = run_append(&ch, c, take);
+    const int64_t pos = run_append(&ch, c, take, 4);
     philox_list(ch.words, ch.list, ch.n_blocks, k, max_isa);
     memcpy(words + i, ch.words + pos, (size_t)take * sizeof(uint32_t));
     i += take;
   }
 }
 
-/* mask[i] = words[i] >= threshold in vector blocks; the last block overlaps the one before it
- * (rewriting some bytes with the same values) instead of running a scalar tail, which short rows
- * of attention masks would otherwise mostly be. */
-NN_DROPOUT_HOT static void words_to_keep(uint8_t *restrict mask, const uint32_t *restrict words, int64_t n,
-                          uint32_t threshold) {
+#if defined(__BYTE_ORDER__) && defined(__ORDER_LITTLE_ENDIAN__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define NN_DROPOUT_LITTLE_ENDIAN 1
+#endif
+
+/* mask[k] = (half pos0 + k of the words, low half of a word first) >= t for k < len (len <=
+ * NN_DROPOUT_BLOCK), with len a constant where it is called so that the loop is one vector block. */
+static inline void halves_to_keep(uint8_t *restrict mask, const uint32_t *restrict words, int64_t pos0,
+                                  int len, uint16_t t) {
+#ifdef NN_DROPOUT_LITTLE_ENDIAN
+  /* The halves in stream order are the buffer's bytes read as uint16: one unaligned vector load. */
+  uint16_t h[NN_DROPOUT_BLOCK];
+  memcpy(h, (const unsigned char *)words + 2 * pos0, (size_t)len * sizeof(uint16_t));
+  for (int k = 0; k < len; k++) mask[k] = (uint8_t)(h[k] >= t);
+#else
+  for (int k = 0; k < len; k++) {
+    const int64_t j = pos0 + k;
+    mask[k] = (uint8_t)((uint16_t)(words[j >> 1] >> (16 * (j & 1))) >= t);
+  }
+#endif
+}
+
+/* mask[i] = (half pos + i of the words) >= t in vector blocks; the last block overlaps the one
+ * before it (rewriting some bytes with the same values) instead of running a scalar tail, which
+ * short rows of attention masks would otherwise mostly be. */
+NN_DROPOUT_HOT static void words_to_keep(uint8_t *restrict mask, const uint32_t *restrict words, int64_t pos,
+                                         int64_t n, uint16_t t) {
   if (n >= NN_DROPOUT_BLOCK) {
     for (int64_t i = 0;; i += NN_DROPOUT_BLOCK) {
       if (i + NN_DROPOUT_BLOCK > n) i = n - NN_DROPOUT_BLOCK;
-      for (int k = 0; k < NN_DROPOUT_BLOCK; k++) mask[i + k] = (uint8_t)(words[i + k] >= threshold);
+      halves_to_keep(mask + i, words, pos + i, NN_DROPOUT_BLOCK, t);
       if (i + NN_DROPOUT_BLOCK == n) return;
     }
   }
   if (n >= NN_DROPOUT_BLOCK / 2) {
     for (int64_t i = 0;; i += NN_DROPOUT_BLOCK / 2) {
       if (i + NN_DROPOUT_BLOCK / 2 > n) i = n - NN_DROPOUT_BLOCK / 2;
-      for (int k = 0; k < NN_DROPOUT_BLOCK / 2; k++) mask[i + k] = (uint8_t)(words[i + k] >= threshold);
+      halves_to_keep(mask + i, words, pos + i, NN_DROPOUT_BLOCK / 2, t);
       if (i + NN_DROPOUT_BLOCK / 2 == n) return;
     }
   }
-  for (int64_t i = 0; i < n; i++) mask[i] = (uint8_t)(words[i] >= threshold);
+  for (int64_t i = 0; i < n; i++) halves_to_keep(mask + i, words, pos + i, 1, t);
 }
 
-static uint32_t keep_threshold(float p) {
-  /* p < 1, so p * 2^32 < 2^32 fits the word range. */
-  return (uint32_t)((double)p * 4294967296.0);
+/* t = round(p 65536), half-way cases up (p 65536 is exact in double; p >= 0, so truncating
+ * p 65536 + 0.5 rounds). A p above 1 - 2^-17 (the largest float below 1 included) would round to
+ * 65536, which no half reaches (nothing kept: a drop rate of 1 where p < 1): capped at 65535. */
+static uint16_t keep_threshold(float p) {
+  const uint32_t t = (uint32_t)((double)p * 65536.0 + 0.5);
+  return t > 65535u ? (uint16_t)65535 : (uint16_t)t;
 }
-
 
 /* Rows of different lengths share the chunks: a row's pieces are listed until the chunk is full
  * (or holds NN_DROPOUT_SEGS pieces), then the chunk is drawn and its pieces turned into bytes. */
-#define NN_DROPOUT_SEGS 64
+#define NN_DROPOUT_SEGS 128
 
 typedef struct run_piece {
   uint8_t *dst;
   int64_t pos, len;
 } run_piece;
 
-static void rows_flush(run_chunk *ch, run_piece *pieces, int *n_pieces, const uint32_t k[2],
-                       uint32_t threshold) {
+static void rows_flush(run_chunk *ch, run_piece *pieces, int *n_pieces, const uint32_t k[2], uint16_t t) {
   if (ch->n_blocks > 0) philox_list(ch->words, ch->list, ch->n_blocks, k, NN_DROPOUT_ISA_BEST);
-  for (int t = 0; t < *n_pieces; t++)
-    words_to_keep(pieces[t].dst, ch->words + pieces[t].pos, pieces[t].len, threshold);
+  for (int i = 0; i < *n_pieces; i++) words_to_keep(pieces[i].dst, ch->words, pieces[i].pos, pieces[i].len, t);
   ch->n_blocks = 0;
   *n_pieces = 0;
 }
@@ -376,8 +409,9 @@ void nn_dropout_mask_rows(uint8_t *mask, int64_t ld, int64_t n_rows, int64_t len
                           int64_t max_len, float p, uint64_t key, uint64_t offset) {
   HSRL_CHECKF(p >= 0.0f && p < 1.0f, "dropout p = %g", (double)p);
   HSRL_CHECK(n_rows >= 0 && ld >= 0 && max_len <= ld);
-  const uint32_t threshold = keep_threshold(p);
+  const uint16_t t = keep_threshold(p);
   const uint32_t k[2] = {(uint32_t)key, (uint32_t)(key >> 32)};
+  const int64_t max_take = 8 * NN_DROPOUT_CHUNK - 7;
   run_chunk ch;
   run_piece pieces[NN_DROPOUT_SEGS];
   int n_pieces = 0;
@@ -385,23 +419,23 @@ void nn_dropout_mask_rows(uint8_t *mask, int64_t ld, int64_t n_rows, int64_t len
   for (int64_t r = 0; r < n_rows; r++) {
     int64_t len = len0 + r * step;
     len = len < 0 ? 0 : (len > max_len ? max_len : len);
-    if (p == 0.0f) {
+    if (t == 0) { /* every half >= 0: keep everything, draw nothing */
       memset(mask + r * ld, 1, (size_t)len);
       continue;
     }
     for (int64_t j = 0; j < len;) {
       const uint64_t c = offset + (uint64_t)(r * ld + j);
-      const int64_t take = len - j < 4 * NN_DROPOUT_CHUNK - 3 ? len - j : 4 * NN_DROPOUT_CHUNK - 3;
-      if (ch.n_blocks + run_blocks(c, take) > NN_DROPOUT_CHUNK || n_pieces == NN_DROPOUT_SEGS)
-        rows_flush(&ch, pieces, &n_pieces, k, threshold);
+      const int64_t take = len - j < max_take ? len - j : max_take;
+      if (ch.n_blocks + run_blocks(c, take, 8) > NN_DROPOUT_CHUNK || n_pieces == NN_DROPOUT_SEGS)
+        rows_flush(&ch, pieces, &n_pieces, k, t);
       pieces[n_pieces].dst = mask + r * ld + j;
       pieces[n_pieces].len = take;
-      pieces[n_pieces].pos = run_append(&ch, c, take);
+      pieces[n_pieces].pos = run_append(&ch, c, take, 8);
       n_pieces++;
       j += take;
     }
   }
-  if (p > 0.0f) rows_flush(&ch, pieces, &n_pieces, k, threshold);
+  if (t > 0) rows_flush(&ch, pieces, &n_pieces, k, t);
 }
 
 /* One row of length n: the same words, in the same chunks of runs. */

@@ -1,11 +1,15 @@
 /* nn_dropout.h: inverted dropout with stateless masks (method.md section 7).
  *
- * mask[i] = 1 keeps element i; drawn from Philox keyed by `key` with counter = offset + i
- * (stateless, so the same (key, offset) always gives the same mask, however the tensor is split:
- * element i uses word (offset+i) % 4 of Philox block (offset+i) / 4). An element is kept with
- * probability 1-p and kept elements are scaled by 1/(1-p). p == 0: out = inp, mask all 1.
- * 0 <= p < 1. A mask may be supplied by the caller instead with nn_dropout_apply.
- * Backward ADDS dout * mask / (1-p) into dinp. */
+ * mask[i] = 1 keeps element i; drawn from Philox keyed by `key` with counter c = offset + i
+ * (stateless, so the same (key, offset) always gives the same mask, however the tensor is split).
+ * Each decision takes 16 random bits: element c uses the 16-bit half c % 2 (the low half first) of
+ * word c / 2 of the nn_dropout_words stream (word (c / 2) % 4 of Philox block c / 8), and is kept
+ * when that half >= t = round(p * 65536) (half-way cases up), capped at 65535. So an element is
+ * dropped with probability t / 65536, within 2^-17 of p (p > 1 - 2^-17 gives 65535 / 65536, the
+ * largest drop rate the 16 bits can express); a p < 2^-17, which rounds to t = 0, keeps everything
+ * and, like p == 0, draws nothing. Kept elements are scaled by 1/(1-p) (p itself, not t / 65536).
+ * p == 0: out = inp, mask all 1. 0 <= p < 1. A mask may be supplied by the caller instead with
+ * nn_dropout_apply. Backward ADDS dout * mask / (1-p) into dinp. */
 #ifndef NN_DROPOUT_H
 #define NN_DROPOUT_H
 
@@ -23,16 +27,17 @@ void nn_dropout_backward(float *dinp /* (n) */, const float *dout /* (n) */,
 /* The leading parts of the rows of an (n_rows, ld) mask, as nn_dropout_mask draws them for the
  * whole matrix: row r gets mask[r*ld + j] (counter offset + r*ld + j) for
  * j < min(len0 + r*step, max_len) (0 if negative), max_len <= ld; the rest is not written. With
- * step = 1 this is a causal attention mask's lower staircase, drawn without the words of the
+ * step = 1 this is a causal attention mask's lower staircase, drawn without the random bits of the
  * keys no query sees. Same result as one nn_dropout_mask call per row, fewer calls. */
 void nn_dropout_mask_rows(uint8_t *mask /* (n_rows, ld) */, int64_t ld, int64_t n_rows, int64_t len0,
                           int64_t step, int64_t max_len, float p, uint64_t key, uint64_t offset);
 
-/* The raw Philox words behind the masks: words[i] is word (offset+i) % 4 of block (offset+i) / 4
- * under key (element i is kept when words[i] >= p * 2^32). The blocks are computed with vector
- * instructions when the machine has them; max_isa caps the instruction set (NN_DROPOUT_ISA_*,
- * lowered to what the machine supports) so that tests can check every path against
- * hsrl_philox4x32. */
+/* The raw 32-bit Philox word stream behind the masks: words[i] is word (offset+i) % 4 of block
+ * (offset+i) / 4 under key. Mask element c reads the 16-bit half c % 2 (low first) of word c / 2 of
+ * this stream (see the top of this file), so n mask elements from counter c use the words
+ * c / 2 .. (c + n - 1) / 2. The blocks are computed with vector instructions when the machine has
+ * them; max_isa caps the instruction set (NN_DROPOUT_ISA_*, lowered to what the machine supports)
+ * so that tests can check every path against hsrl_philox4x32. */
 enum { NN_DROPOUT_ISA_C = 0, NN_DROPOUT_ISA_SSE2 = 1, NN_DROPOUT_ISA_AVX2 = 2, NN_DROPOUT_ISA_AVX512 = 3,
        NN_DROPOUT_ISA_BEST = 3 };
 void nn_dropout_words(uint32_t *words /* (n) */, int64_t n, uint64_t key, uint64_t offset, int max_isa);

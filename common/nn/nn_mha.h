@@ -21,8 +21,9 @@
  *
  * Attention dropout: with p > 0 the weight of (b, head, query i, key j) is kept by the mask of
  * nn_dropout_mask(key, counter), counter = offset + ((b*h + head) * (q_offset + Tq) + q_offset + i)
- * * Tk + j, i.e. indexed by the query's ABSOLUTE position, so computing only the last queries of a
- * sequence (q_offset = T - Tq) draws exactly the masks the full computation draws for those rows.
+ * * Tk + j (an element counter of nn_dropout.h, which maps it to 16 random bits), i.e. indexed by
+ * the query's ABSOLUTE position, so computing only the last queries of a sequence
+ * (q_offset = T - Tq) draws exactly the masks the full computation draws for those rows.
  * p == 0 disables dropout (key and offset are ignored).
  *
  * Memory ("size then place"): the forward fills a caller cache of nn_mha_cache_floats() floats
