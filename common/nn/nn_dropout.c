@@ -40,7 +40,7 @@
 
 #define NN_DROPOUT_TAG0 0x44524f50u /* "DROP" */
 #define NN_DROPOUT_TAG1 0x4d41534bu /* "MASK" */
-/* Philox blocks per stack buffer (1024 words, 2048 decisions): the ~160 blocks of one causal
+/* Philox blocks per stack buffer (1024 words, 2048 decisions): the ~200 blocks of one causal
  * 50 x 50 attention head's staircase in one draw, so that few go through the generators' tails. */
 #define NN_DROPOUT_CHUNK 256
 #define NN_DROPOUT_BLOCK 16         /* elements per vectorised block of apply/backward */
