@@ -342,15 +342,19 @@ void nn_dropout_words(uint32_t *words, int64_t n, uint64_t key, uint64_t offset,
 #define NN_DROPOUT_LITTLE_ENDIAN 1
 #endif
 
-/* mask[k] = (half pos0 + k of the words, low half of a word first) >= t for k < len (len <=
- * NN_DROPOUT_BLOCK), with len a constant where it is called so that the loop is one vector block. */
+/* mask[k] = (half pos0 + k of the words, the low half of a word first) >= t for k < len, len a
+ * constant where it is inlined so that the loop becomes whole vector registers. */
 static inline void halves_to_keep(uint8_t *restrict mask, const uint32_t *restrict words, int64_t pos0,
                                   int len, uint16_t t) {
 #ifdef NN_DROPOUT_LITTLE_ENDIAN
-  /* The halves in stream order are the buffer's bytes read as uint16: one unaligned vector load. */
-  uint16_t h[NN_DROPOUT_BLOCK];
-  memcpy(h, (const unsigned char *)words + 2 * pos0, (size_t)len * sizeof(uint16_t));
-  for (int k = 0; k < len; k++) mask[k] = (uint8_t)(h[k] >= t);
+  /* The halves in stream order are the buffer's bytes read as uint16 (GCC turns the memcpy into
+   * a plain unaligned vector load; a uint16_t pointer would break strict aliasing). */
+  const unsigned char *bytes = (const unsigned char *)words + 2 * pos0;
+  for (int k = 0; k < len; k++) {
+    uint16_t h;
+    memcpy(&h, bytes + 2 * k, sizeof h);
+    mask[k] = (uint8_t)(h >= t);
+  }
 #else
   for (int k = 0; k < len; k++) {
     const int64_t j = pos0 + k;
@@ -359,26 +363,27 @@ static inline void halves_to_keep(uint8_t *restrict mask, const uint32_t *restri
 #endif
 }
 
-/* mask[i] = (half pos + i of the words) >= t in vector blocks; the last block overlaps the one
- * before it (rewriting some bytes with the same values) instead of running a scalar tail, which
- * short rows of attention masks would otherwise mostly be. */
+/* Blocks of len (a constant after inlining) over [0, n), n >= len; the last block overlaps the
+ * one before it (rewriting some bytes with the same values) instead of running a scalar tail,
+ * which short rows of attention masks would otherwise mostly be. */
+static inline void keep_blocks(uint8_t *restrict mask, const uint32_t *restrict words, int64_t pos, int64_t n,
+                               uint16_t t, int len) {
+  for (int64_t i = 0;; i += len) {
+    if (i + len > n) i = n - len;
+    halves_to_keep(mask + i, words, pos + i, len, t);
+    if (i + len == n) return;
+  }
+}
+
+/* mask[i] = (half pos + i of the words) >= t, i < n: 32 halves (64 bytes) per block,
+ * shorter rows in blocks of 16 or 8, the shortest one by one. */
 NN_DROPOUT_HOT static void words_to_keep(uint8_t *restrict mask, const uint32_t *restrict words, int64_t pos,
                                          int64_t n, uint16_t t) {
-  if (n >= NN_DROPOUT_BLOCK) {
-    for (int64_t i = 0;; i += NN_DROPOUT_BLOCK) {
-      if (i + NN_DROPOUT_BLOCK > n) i = n - NN_DROPOUT_BLOCK;
-      halves_to_keep(mask + i, words, pos + i, NN_DROPOUT_BLOCK, t);
-      if (i + NN_DROPOUT_BLOCK == n) return;
-    }
-  }
-  if (n >= NN_DROPOUT_BLOCK / 2) {
-    for (int64_t i = 0;; i += NN_DROPOUT_BLOCK / 2) {
-      if (i + NN_DROPOUT_BLOCK / 2 > n) i = n - NN_DROPOUT_BLOCK / 2;
-      halves_to_keep(mask + i, words, pos + i, NN_DROPOUT_BLOCK / 2, t);
-      if (i + NN_DROPOUT_BLOCK / 2 == n) return;
-    }
-  }
-  for (int64_t i = 0; i < n; i++) halves_to_keep(mask + i, words, pos + i, 1, t);
+  if (n >= 32) keep_blocks(mask, words, pos, n, t, 32);
+  else if (n >= 16) keep_blocks(mask, words, pos, n, t, 16);
+  else if (n >= 8) keep_blocks(mask, words, pos, n, t, 8);
+  else
+    for (int64_t i = 0; i < n; i++) halves_to_keep(mask + i, words, pos + i, 1, t);
 }
 
 /* t = round(p 65536), half-way cases up (p 65536 is exact in double; p >= 0, so truncating
