@@ -53,7 +53,8 @@ int64_t sim_sid_decode_ws_bytes(int64_t k, int n_levels, int64_t vocab_max, int6
   if (capacity <= 0) capacity = sim_sid_decode_capacity_default(k, n_levels, vocab_max);
   return round64(ws_heap_cap(capacity, k) * (int64_t)sizeof(sim_sid_decode_heap_entry)) +
          round64(capacity * (int64_t)sizeof(sim_sid_decode_child)) +
-         round64(k * (int64_t)sizeof(sim_sid_decode_best)) + round64(n_levels * vocab_max * (int64_t)sizeof(double)) +
+         round64(k * (int64_t)sizeof(sim_sid_decode_best)) +
+         2 * round64(n_levels * vocab_max * (int64_t)sizeof(double)) + /* CDFs and weights */
          round64(k * (int64_t)sizeof(sim_sid_decode_taken));
 }
 
@@ -74,6 +75,8 @@ void sim_sid_decode_ws_init(sim_sid_decode_ws *ws, int64_t k, int n_levels, int6
   ws->best = (sim_sid_decode_best *)p;
   p += round64(k * (int64_t)sizeof(sim_sid_decode_best));
   ws->cdf = (double *)p;
+  p += round64(n_levels * vocab_max * (int64_t)sizeof(double));
+  ws->weight = (double *)p;
   p += round64(n_levels * vocab_max * (int64_t)sizeof(double));
   ws->taken = (sim_sid_decode_taken *)p;
 }
@@ -616,11 +619,15 @@ typedef struct sample_ctx {
   hsrl_rng *rng;
   int64_t n_taken;
   double total[SIM_SID_MAX_LEVELS]; /* sum of level l's weights exp(lp - lmax) */
+  double mass_scale;                /* max_bucket * prod_l total[l]: a proposal is accepted with
+                                       probability (undrawn live weight) / mass_scale */
   int64_t n_state_proposals;        /* proposals made for this state so far */
   int64_t draws_left;               /* draws of this state still to make, the current one included */
+  double table_proposals;           /* proposals this state's table draws would have needed on average */
+  int zero_mass;                    /* some level has no weight: no proposal can succeed */
   int table;                        /* 1: this state's leaf table is built (draws use it) */
   double *cum;                      /* (n_sids) the table: cumulative leaf weights (ws->arena) */
-  double *weight;                   /* (L, V_max) exp(lp - lmax) per level (ws->heap) */
+  const double *weight;             /* (L, V_max) exp(lp - lmax) per level (ws->weight) */
 } sample_ctx;
 
 static int is_taken(const sample_ctx *s, int64_t item) {
@@ -777,24 +784,32 @@ static int64_t draw_by_sweep(sample_ctx *s, int64_t *leaf) {
 
 /* ---- the leaf table: exact draws when proposals keep missing ----
  * A distribution spread over many SIDs that no live item has (an untrained policy: about 60
- * proposals per accepted draw at the ML-1M shapes) makes rejection slow. After
- * SAMPLE_TABLE_AFTER proposals in a state with at least two draws to go (the table's cost is
- * shared by the draws; a single draw goes on proposing, then sweeps), the state's remaining draws
- * come from a table of the
- * live SIDs' weights instead: leaf j weighs m_j w_j with m_j its bucket size and
- * w_j = prod_l exp(lp_l[z_l] - lmax_l) (the product in level order), cumulated over the leaves in
- * the workspace's arena (free while sampling; needs n_sids <= its capacity, else the proposals go
- * on as before). A draw subtracts w of every drawn or excluded item (the sorted taken list) and
- * picks the leaf whose cumulative weight passes u Z: leaf j with probability
- * m_rem(j) w_j / sum_i m_rem(i) w_i, then one of its undrawn items uniformly -- the distribution
- * the rejection samples (an accepted proposal does not depend on how many were rejected before
- * it, so switching after any number of them leaves every draw exact). Building costs O(n_sids L)
- * once per state (a few proposals' worth per draw of a slate), a draw O(log n_sids + drawn). Where
- * rounding could pick a leaf without undrawn items, or the total is 0 (all live weights
- * underflow), the draw is made by the exact sweep. */
+ * proposals per accepted draw at the ML-1M shapes) makes rejection slow. The state's remaining
+ * draws then come from a table of the live SIDs' weights instead: leaf j weighs m_j w_j with m_j
+ * its bucket size and w_j = prod_l exp(lp_l[z_l] - lmax_l) (the product in level order), cumulated
+ * over the leaves in the workspace's arena (free while sampling; needs n_sids <= its capacity,
+ * else the proposals go on as before). A draw subtracts w of every drawn or excluded item (the
+ * sorted taken list) and picks the leaf whose cumulative weight passes u Z: leaf j with
+ * probability m_rem(j) w_j / sum_i m_rem(i) w_i, then one of its undrawn items uniformly -- the
+ * distribution the rejection samples (an accepted proposal does not depend on how many were
+ * rejected before it, and which method makes a draw depends only on earlier random numbers, so
+ * switching at any point leaves every draw exact). Building costs O(n_sids L) once per state, a
+ * draw O(log n_sids + drawn). Where rounding could pick a leaf without undrawn items, or the total
+ * is 0 (all live weights underflow), the draw is made by the exact sweep.
+ * When (ws->sample_path AUTO): a state builds its table before its first draw when the previous
+ * state of the same call needed more proposals than TABLE_COST_PER_SID n_sids (the table's cost
+ * in proposals: scripts/bench/bench_sid_decode --sid measures both, at the ML-1M shapes about
+ * 1 ns per SID against 150 ns per proposal), counting for its table draws the proposals they
+ * would have needed on average (mass_scale / Z per draw, from the table's own totals); otherwise
+ * it proposes, and after SAMPLE_TABLE_AFTER proposals with at least two draws of the state to go
+ * it builds the table (a single draw goes on proposing, then sweeps). The states of one call come
+ * from one policy and are alike (an untrained policy's all miss), so such a call pays for the
+ * proposals of its first state only; the rule looks at nothing outside the call, so a call's
+ * slates depend only on its inputs and random stream. */
 #define SAMPLE_TABLE_AFTER 32
+#define TABLE_COST_PER_SID 0.01
 
-/* w of a live item's SID: its level weights multiplied in level order (as in table_build). */
+/* w of a live item's SID: its level weights multiplied in level order (as in table_fill). */
 static double item_weight(const sample_ctx *s, int64_t item) {
   const decode_ctx *c = s->c;
   const uint16_t *z = c->idx->tokens + item * c->L;
@@ -803,28 +818,74 @@ static double item_weight(const sample_ctx *s, int64_t item) {
   return w;
 }
 
+/* Level l's weight of a packed SID key (sim_sid_index_pack: 16 bits per level, level 0 highest). */
+static inline double key_weight(const double *w, int64_t vmax, uint64_t key, int L, int l) {
+  return w[(int64_t)l * vmax + (int64_t)((key >> (16 * (L - 1 - l))) & 0xffffu)];
+}
+
+_Static_assert(SIM_SID_MAX_LEVELS == 4, "leaf_weight multiplies at most four levels");
+
+/* m_j w_j of leaf j (packed SID key, bucket bounds bs[j], bs[j + 1]); the product in level order,
+ * written out so that a constant L leaves no loop (w_0 = 1.0 w_0 exactly). */
+static inline double leaf_weight(const double *w, int64_t vmax, uint64_t key, const int64_t *bs, int64_t j,
+                                 const int L, const int unit) {
+  double p = key_weight(w, vmax, key, L, 0);
+  if (L > 1) p *= key_weight(w, vmax, key, L, 1);
+  if (L > 2) p *= key_weight(w, vmax, key, L, 2);
+  if (L > 3) p *= key_weight(w, vmax, key, L, 3);
+  return unit ? p : (double)(bs[j + 1] - bs[j]) * p;
+}
+
+#if defined(__GNUC__)
+#define TABLE_FILL_INLINE __attribute__((always_inline)) inline /* one copy per (L, unit) constant pair */
+#else
+#define TABLE_FILL_INLINE inline
+#endif
+
+/* The cumulative leaf weights cum[j] = sum_{i <= j} m_i w_i, with L and "every bucket holds one
+ * item" (m_i = 1, so m_i w_i = w_i exactly) as constants of each inlined copy. The sum runs as four
+ * chains over four quarters of the leaves, each quarter then shifted by the total of the ones
+ * before it: four additions in flight instead of one. Rounding differs from a single left-to-right
+ * sum only in the last bits, and the table stays non-decreasing (IEEE addition is monotone, and a
+ * quarter's first entry is the total before it plus a weight >= 0), which is what the draws need. */
+static TABLE_FILL_INLINE void table_fill(double *cum, const sim_sid_index *idx, const double *w, int64_t vmax,
+                                         const int L, const int unit) {
+  const int64_t n = idx->n_sids, q = n / 4;
+  const uint64_t *key = idx->sid_key;
+  const int64_t *bs = idx->bucket_start;
+  double a0 = 0.0, a1 = 0.0, a2 = 0.0, a3 = 0.0;
+  for (int64_t i = 0; i < q; i++) {
+    a0 += leaf_weight(w, vmax, key[i], bs, i, L, unit), cum[i] = a0;
+    a1 += leaf_weight(w, vmax, key[q + i], bs, q + i, L, unit), cum[q + i] = a1;
+    a2 += leaf_weight(w, vmax, key[2 * q + i], bs, 2 * q + i, L, unit), cum[2 * q + i] = a2;
+    a3 += leaf_weight(w, vmax, key[3 * q + i], bs, 3 * q + i, L, unit), cum[3 * q + i] = a3;
+  }
+  for (int64_t j = 4 * q; j < n; j++) a3 += leaf_weight(w, vmax, key[j], bs, j, L, unit), cum[j] = a3;
+  double off = a0;
+  for (int64_t j = q; j < 2 * q; j++) cum[j] += off;
+  off += a1;
+  for (int64_t j = 2 * q; j < 3 * q; j++) cum[j] += off;
+  off += a2;
+  for (int64_t j = 3 * q; j < n; j++) cum[j] += off;
+}
+
 /* Builds this state's table; 0 when the workspace has no room for it. */
 static int table_build(sample_ctx *s) {
   const decode_ctx *c = s->c;
   const sim_sid_index *idx = c->idx;
   sim_sid_decode_ws *ws = c->ws;
-  const int L = c->L;
   const int64_t n = idx->n_sids;
-  if (n < 1 || n > ws->arena_cap ||
-      (int64_t)L * ws->vocab_max * (int64_t)sizeof(double) > ws->heap_cap * (int64_t)sizeof(*ws->heap))
-    return 0;
+  if (n < 1 || n > ws->arena_cap) return 0;
   s->cum = (double *)(void *)ws->arena;
-  s->weight = (double *)(void *)ws->heap;
-  for (int l = 0; l < L; l++)
-    for (int64_t v = 0; v < idx->vocab[l]; v++)
-      s->weight[(int64_t)l * ws->vocab_max + v] = c->lmax[l] == -HUGE_VAL ? 0.0 : exp((double)c->lp[l][v] - c->lmax[l]);
-  double acc = 0.0;
-  for (int64_t j = 0; j < n; j++) {
-    const uint64_t key = idx->sid_key[j];
-    double w = 1.0;
-    for (int l = 0; l < L; l++) w *= s->weight[(int64_t)l * ws->vocab_max + ((key >> (16 * (L - 1 - l))) & 0xffffu)];
-    acc += (double)(idx->bucket_start[j + 1] - idx->bucket_start[j]) * w;
-    s->cum[j] = acc;
+  const int unit = idx->max_bucket == 1;
+  switch (c->L * 2 + unit) { /* constant L and unit in each copy: the level loop unrolls */
+  case 2: table_fill(s->cum, idx, s->weight, ws->vocab_max, 1, 0); break;
+  case 3: table_fill(s->cum, idx, s->weight, ws->vocab_max, 1, 1); break;
+  case 4: table_fill(s->cum, idx, s->weight, ws->vocab_max, 2, 0); break;
+  case 5: table_fill(s->cum, idx, s->weight, ws->vocab_max, 2, 1); break;
+  case 6: table_fill(s->cum, idx, s->weight, ws->vocab_max, 3, 0); break;
+  case 7: table_fill(s->cum, idx, s->weight, ws->vocab_max, 3, 1); break;
+  default: table_fill(s->cum, idx, s->weight, ws->vocab_max, c->L, unit); break;
   }
   s->table = 1;
   return 1;
@@ -836,6 +897,7 @@ static int64_t draw_by_table(sample_ctx *s, int64_t *leaf) {
   double z = s->cum[n - 1];
   for (int64_t t = 0; t < s->n_taken; t++) z -= item_weight(s, tk[t].item);
   if (!(z > 0.0)) return draw_by_sweep(s, leaf);
+  s->table_proposals += s->mass_scale / z;
   const double target = hsrl_rng_uniform_double(s->rng) * z;
   /* leaves [start, end) lie between drawn leaves: their cumulative weight is cum minus `a`, the
    * weight of the items drawn from earlier leaves */
@@ -863,11 +925,10 @@ static int64_t draw_product(sample_ctx *s, int64_t *leaf) {
   decode_ctx *c = s->c;
   const sim_sid_trie *t = c->trie;
   const int64_t max_bucket = c->idx->max_bucket;
-  int zero_mass = 0;
-  for (int l = 0; l < c->L; l++) zero_mass |= !(s->total[l] > 0.0);
-  const int64_t max_proposals = zero_mass ? 0 : 64 + c->idx->n_sids / 4;
+  const int64_t max_proposals = s->zero_mass ? 0 : 64 + c->idx->n_sids / 4;
   for (int64_t attempt = 0; attempt < max_proposals; attempt++) {
-    if (s->table || (s->n_state_proposals >= SAMPLE_TABLE_AFTER && s->draws_left >= 2 && table_build(s))) {
+    if (s->table || (s->n_state_proposals >= SAMPLE_TABLE_AFTER && s->draws_left >= 2 &&
+                     c->ws->sample_path != SIM_SID_SAMPLE_PROPOSE && table_build(s))) {
       c->ws->stats.n_table_draws++;
       return draw_by_table(s, leaf);
     }
@@ -895,20 +956,29 @@ void sim_sid_decode_sample(int32_t *items, double *item_logp, float *tok_logp, c
   ctx_begin(&c, idx, trie, ws, k);
   sample_ctx s;
   memset(&s, 0, sizeof s);
-  s.c = &c, s.rng = rng;
+  s.c = &c, s.rng = rng, s.weight = ws->weight;
+  double last_need = 0.0; /* proposals the previous state of this call needed (see the leaf table) */
   for (int64_t b = 0; b < n_states; b++) {
     ctx_state(&c, logp, b, items, item_logp, tok_logp);
-    for (int l = 0; l < c.L; l++) { /* CDF of the weights exp(lp - lmax), 1 at the maximum */
-      double *cdf = ws->cdf + (int64_t)l * ws->vocab_max, acc = 0.0;
+    s.mass_scale = (double)idx->max_bucket, s.zero_mass = 0;
+    for (int l = 0; l < c.L; l++) { /* weights exp(lp - lmax), 1 at the maximum, and their CDF */
+      double *w = ws->weight + (int64_t)l * ws->vocab_max, *cdf = ws->cdf + (int64_t)l * ws->vocab_max, acc = 0.0;
       for (int64_t v = 0; v < idx->vocab[l]; v++) {
-        acc += c.lmax[l] == -HUGE_VAL ? 0.0 : exp((double)c.lp[l][v] - c.lmax[l]);
+        w[v] = c.lmax[l] == -HUGE_VAL ? 0.0 : exp((double)c.lp[l][v] - c.lmax[l]);
+        acc += w[v];
         cdf[v] = acc;
       }
       s.total[l] = acc;
+      s.mass_scale *= acc;
+      s.zero_mass |= !(acc > 0.0);
     }
-    s.n_taken = 0, s.n_state_proposals = 0, s.table = 0;
+    s.n_taken = 0, s.n_state_proposals = 0, s.table = 0, s.table_proposals = 0.0;
     for (int64_t j = 0; j < c.n_excl; j++) take(&s, leaf_of_item(idx, ws->excl[j]), ws->excl[j]);
     const int64_t kk = k < idx->n_live - c.n_excl ? k : idx->n_live - c.n_excl;
+    const int at_once =
+        ws->sample_path == SIM_SID_SAMPLE_TABLE ||
+        (ws->sample_path == SIM_SID_SAMPLE_AUTO && last_need > TABLE_COST_PER_SID * (double)idx->n_sids);
+    if (!s.zero_mass && kk >= 2 && at_once) table_build(&s);
     for (int64_t slot = 0; slot < kk; slot++) {
       int64_t leaf = -1, item;
       s.draws_left = kk - slot;
@@ -917,6 +987,7 @@ void sim_sid_decode_sample(int32_t *items, double *item_logp, float *tok_logp, c
       take(&s, leaf, item);
       emit(&c, slot, item, item_score(&c, item));
     }
+    last_need = (double)s.n_state_proposals + s.table_proposals;
     pad_from(&c, kk);
   }
 }

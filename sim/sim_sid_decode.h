@@ -41,11 +41,14 @@
  *      probability m_rem / M and gives one of its undrawn items uniformly (rejection sampling,
  *      so the accepted item has exactly the distribution above). Renormalising each level over
  *      the valid continuations instead would be cheaper but would sample a different
- *      distribution (it favours items on sparse branches), so it is not done. When a state's
- *      proposals keep missing (32 of them, with at least two draws of the state to go: little
- *      mass on live SIDs, e.g. an untrained policy), its remaining draws come exactly from a table
- *      of the live SIDs' cumulative weights (O(n_sids L) once per state, then O(log n_sids + K)
- *      per draw; in the workspace's arena, so only when n_sids <= capacity). After
+ *      distribution (it favours items on sparse branches), so it is not done. When proposals
+ *      miss a lot (little mass on live SIDs, e.g. an untrained policy), a state's draws come
+ *      exactly from a table of the live SIDs' cumulative weights (O(n_sids L) once per state, then
+ *      O(log n_sids + K) per draw; in the workspace's arena, so only when n_sids <= capacity):
+ *      from its first draw when the previous state of the same call needed more proposals than
+ *      the table costs (a fixed cost ratio; the first state of a call proposes), else after 32
+ *      proposals with at least two draws of the state to go (ws->sample_path can force either
+ *      way, for tests and benchmarks). After
  *      64 + n_sids / 4 rejected proposals of one draw the draw is made exactly by a sweep over
  *      the trie (O(n_sids L)); stats count proposals, table draws and sweeps. A state whose live
  *      items all have probability 0 draws uniformly. eps-mixing is per draw (for K = 1 it equals
@@ -69,9 +72,9 @@
  *
  * Memory: nothing is allocated per call. A workspace (sim_sid_decode_ws_init, once) holds the
  * search's arena (capacity children of 8 bytes; default sim_sid_decode_capacity_default(K, L, V)
- * = 8 (K L + 1) V + K) and heap (capacity / 4 + K + 2 entries of 40 bytes), which trie sampling
- * reuses for its leaf table (n_sids doubles) and level weights (L V_max doubles), the K-best buffer,
- * the per-level CDFs (L V_max doubles) and the drawn set (K entries):
+ * = 8 (K L + 1) V + K), which trie sampling reuses for its leaf table (n_sids doubles), and heap
+ * (capacity / 4 + K + 2 entries of 40 bytes), the K-best buffer, the per-level weights and CDFs
+ * of trie sampling (2 L V_max doubles) and the drawn set (K entries):
  * sim_sid_decode_ws_bytes(K, L, V_max, capacity) bytes in all (1.1 MB for K = 10, L = 3,
  * V = 256). Its size depends on (K, L, V) only: buckets of any size are walked in place. It serves
  * any index and trie with at most L levels and V_max tokens per level, and any k up to its K. One
@@ -114,6 +117,13 @@ typedef struct sim_sid_decode_stats {
   int64_t n_table_draws;    /* trie-sampling draws made from a state's leaf table */
 } sim_sid_decode_stats;
 
+/* How trie sampling makes its draws (sim_sid_decode_ws.sample_path). */
+typedef enum sim_sid_sample_path {
+  SIM_SID_SAMPLE_AUTO = 0, /* proposals or the leaf table, by cost (see (b) above); ws_init's choice */
+  SIM_SID_SAMPLE_PROPOSE,  /* never the leaf table: proposals, then sweeps */
+  SIM_SID_SAMPLE_TABLE     /* the leaf table from the first draw of every state with >= 2 draws */
+} sim_sid_sample_path;
+
 typedef struct sim_sid_decode_heap_entry sim_sid_decode_heap_entry;
 typedef struct sim_sid_decode_child sim_sid_decode_child;
 typedef struct sim_sid_decode_best sim_sid_decode_best;
@@ -127,11 +137,13 @@ typedef struct sim_sid_decode_ws {
   sim_sid_decode_child *arena;       /* (arena_cap): children of the opened nodes */
   sim_sid_decode_best *best;         /* (K) */
   double *cdf;                       /* (L, V_max) */
+  double *weight;                    /* (L, V_max) */
   sim_sid_decode_taken *taken;       /* (K + excl_cap): drawn and excluded items */
   int64_t excl_cap;                  /* exclusions per state the workspace has room for */
   int32_t *excl;                     /* (excl_cap): this state's excluded live items, sorted */
   void *excl_mem;                    /* the allocation behind taken/excl once reserved */
   sim_sid_decode_stats stats;        /* accumulated by every call; reset it freely */
+  sim_sid_sample_path sample_path;   /* AUTO; tests and benchmarks may force a path (any is exact) */
 } sim_sid_decode_ws;
 
 /* capacity: children the top-K search may hold (the arena); <= 0: the default

@@ -3,8 +3,10 @@
  * (and an independent sort in this file) on 1,000 random cases with ties, collisions, -inf and
  * K > catalog, also when the heap is forced to overflow; the numbers it reads do not grow with N;
  * candidate-list scoring and top-K; trie sampling matches the restricted product distribution
- * (chi-square with a fixed seed, for K = 1, for ordered pairs with K = 2, with eps-mixing and on
- * the exact-sweep path), while the same test rejects the per-level-renormalised descent; list
+ * (chi-square with a fixed seed, for K = 1, for ordered pairs with K = 2 through proposals only,
+ * the leaf table only and the automatic choice, with eps-mixing and on the exact-sweep path),
+ * while the same test rejects the per-level-renormalised descent; the automatic choice takes the
+ * table at once where proposals miss and never where they hit; list
  * sampling matches the reference's (1 - eps) q + eps / M; no allocation per call. */
 #include <math.h>
 #include <stdio.h>
@@ -424,12 +426,28 @@ static void test_sample_k2_sequential(void) {
   for (int64_t i = 1; i <= w.n; i++)
     for (int64_t j = 1; j <= w.n; j++)
       if (i != j) target[i * n1 + j] = item_p(&w, lp, i) / z * item_p(&w, lp, j) / (z - item_p(&w, lp, i));
-  sample_counts(counts, &w, lp, 2, 0.0f, 1, n, 3, &ws);
-  double x2 = chi_square(counts, target, n1 * n1, n, &crit);
-  TEST_ASSERTF(x2 < crit, "trie, K = 2: chi-square %.1f >= %.1f", x2, crit);
+  /* every way trie sampling can make its draws: proposals only (the acceptance m_rem / M after a
+   * draw), the leaf table from the first draw, and the automatic choice */
+  static const char *const path_name[3] = {"auto", "proposals", "leaf table"};
+  for (int path = 0; path < 3; path++) {
+    ws.sample_path = (sim_sid_sample_path)path;
+    memset(&ws.stats, 0, sizeof ws.stats);
+    sample_counts(counts, &w, lp, 2, 0.0f, 1, n, 3 + 10 * (uint64_t)path, &ws);
+    double x2 = chi_square(counts, target, n1 * n1, n, &crit);
+    printf("  K = 2, %s: %lld proposals, %lld table draws, chi-square %.1f (0.1%% critical value %.1f)\n",
+           path_name[path], (long long)ws.stats.n_proposals, (long long)ws.stats.n_table_draws, x2, crit);
+    TEST_ASSERTF(x2 < crit, "trie, K = 2, %s: chi-square %.1f >= %.1f", path_name[path], x2, crit);
+    if (path == SIM_SID_SAMPLE_PROPOSE)
+      TEST_ASSERTF(ws.stats.n_table_draws == 0 && ws.stats.n_proposals > 2 * n, "%lld table draws, %lld proposals",
+                   (long long)ws.stats.n_table_draws, (long long)ws.stats.n_proposals);
+    if (path == SIM_SID_SAMPLE_TABLE)
+      TEST_ASSERTF(ws.stats.n_table_draws == 2 * n && ws.stats.n_proposals == 0, "%lld table draws, %lld proposals",
+                   (long long)ws.stats.n_table_draws, (long long)ws.stats.n_proposals);
+  }
+  ws.sample_path = SIM_SID_SAMPLE_AUTO;
   /* the list sampler (Gumbel-top-K over the catalog) samples the same law when eps = 0 */
   sample_counts(counts, &w, lp, 2, 0.0f, 0, n, 4, &ws);
-  x2 = chi_square(counts, target, n1 * n1, n, &crit);
+  double x2 = chi_square(counts, target, n1 * n1, n, &crit);
   TEST_ASSERTF(x2 < crit, "list, K = 2: chi-square %.1f >= %.1f", x2, crit);
   hsrl_free(counts);
   hsrl_free(target);
@@ -535,6 +553,72 @@ static void test_sample_table_path_k2(void) {
   hsrl_free(counts);
   sim_sid_decode_ws_free(&ws);
   world_free(&w);
+}
+
+/* The automatic choice between proposals and the leaf table (sim_sid_decode.c, "When"): with
+ * little mass on live SIDs, only the first state of a call proposes (32 proposals) and every later
+ * state draws from its table at once; with every SID live (each proposal accepted) no table is
+ * ever built. Both asserted on the stats, for calls of B states. */
+static void test_sample_path_choice(void) {
+  enum { B = 32, K = 5, CALLS = 4 };
+  hsrl_rng r;
+  hsrl_rng_init(&r, 404, 0);
+  /* 400 items on random SIDs of 64^3: about 0.15% of a diffuse distribution's mass is live */
+  const int64_t vocab[3] = {64, 64, 64};
+  world w;
+  world_make(&w, 3, vocab, vocab, 400, 1.0, 0, &r);
+  float *lp = hsrl_malloc((size_t)(3 * B * 64) * sizeof(float));
+  for (int64_t row = 0; row < 3 * B; row++) fill_log_softmax(lp + row * 64, 64, 0.5, &r);
+  sim_sid_logp view = {.level = {lp, lp + B * 64, lp + 2 * B * 64, NULL}};
+  sim_sid_decode_ws ws;
+  sim_sid_decode_ws_init(&ws, K, 3, 64, 0);
+  int32_t items[B * K];
+  hsrl_rng rs;
+  hsrl_rng_init(&rs, 405, 0);
+  for (int call = 0; call < CALLS; call++)
+    sim_sid_decode_sample(items, NULL, NULL, &w.idx, &w.trie, &view, B, K, 0.0f, &rs, &ws);
+  printf("  diffuse, %d calls of %d states, K = %d: %lld proposals, %lld table draws\n", CALLS, B, K,
+         (long long)ws.stats.n_proposals, (long long)ws.stats.n_table_draws);
+  TEST_ASSERTF(ws.stats.n_proposals <= CALLS * 32 && ws.stats.n_table_draws >= CALLS * (B - 1) * K,
+               "%lld proposals, %lld table draws", (long long)ws.stats.n_proposals,
+               (long long)ws.stats.n_table_draws);
+  /* the same with proposals only: the thousands of proposals the table saves */
+  memset(&ws.stats, 0, sizeof ws.stats);
+  ws.sample_path = SIM_SID_SAMPLE_PROPOSE;
+  sim_sid_decode_sample(items, NULL, NULL, &w.idx, &w.trie, &view, B, K, 0.0f, &rs, &ws);
+  TEST_ASSERTF(ws.stats.n_proposals > 100 * B && ws.stats.n_table_draws == 0, "%lld proposals, %lld table draws",
+               (long long)ws.stats.n_proposals, (long long)ws.stats.n_table_draws);
+  sim_sid_decode_ws_free(&ws);
+  world_free(&w);
+  hsrl_free(lp);
+
+  /* every SID of 16^3 is one live item's: every proposal is accepted, the table never pays */
+  const int64_t v16[3] = {16, 16, 16};
+  memset(&w, 0, sizeof w);
+  w.L = 3, w.n = 4096;
+  for (int l = 0; l < 3; l++) w.vocab[l] = 16;
+  w.tokens = hsrl_calloc((size_t)(w.n + 1) * 3, sizeof(uint16_t));
+  w.live = hsrl_calloc((size_t)(w.n + 1), 1);
+  for (int64_t i = 1; i <= w.n; i++) {
+    for (int l = 0; l < 3; l++) w.tokens[i * 3 + l] = (uint16_t)(((i - 1) >> (4 * (2 - l))) & 15);
+    w.live[i] = 1;
+  }
+  HSRL_CHECK(sim_sid_index_init(&w.idx, 3, v16, w.n, w.tokens, w.live, 0) == HSRL_OK);
+  sim_sid_trie_build(&w.trie, &w.idx);
+  lp = hsrl_malloc((size_t)(3 * B * 16) * sizeof(float));
+  for (int64_t row = 0; row < 3 * B; row++) fill_log_softmax(lp + row * 16, 16, 0.5, &r);
+  sim_sid_logp view16 = {.level = {lp, lp + B * 16, lp + 2 * B * 16, NULL}};
+  sim_sid_decode_ws_init(&ws, K, 3, 16, 8192); /* room for the table of 4,096 SIDs */
+  for (int call = 0; call < CALLS; call++)
+    sim_sid_decode_sample(items, NULL, NULL, &w.idx, &w.trie, &view16, B, K, 0.0f, &rs, &ws);
+  printf("  every SID live: %lld proposals, %lld table draws\n", (long long)ws.stats.n_proposals,
+         (long long)ws.stats.n_table_draws);
+  TEST_ASSERTF(ws.stats.n_proposals == CALLS * B * K && ws.stats.n_table_draws == 0,
+               "%lld proposals, %lld table draws", (long long)ws.stats.n_proposals,
+               (long long)ws.stats.n_table_draws);
+  sim_sid_decode_ws_free(&ws);
+  world_free(&w);
+  hsrl_free(lp);
 }
 
 /* Slates are distinct, log-probs are the items' token log-probs, K > catalog pads, and the calls
@@ -708,6 +792,7 @@ int main(void) {
   TEST_RUN(test_sample_list_eps);
   TEST_RUN(test_sample_sweep_path);
   TEST_RUN(test_sample_table_path_k2);
+  TEST_RUN(test_sample_path_choice);
   TEST_RUN(test_sample_slates_and_no_allocation);
   TEST_RUN(test_exclusions);
   return test_summary();
