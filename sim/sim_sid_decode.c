@@ -626,7 +626,10 @@ typedef struct sample_ctx {
   double table_proposals;           /* proposals this state's table draws would have needed on average */
   int zero_mass;                    /* some level has no weight: no proposal can succeed */
   int table;                        /* 1: this state's leaf table is built (draws use it) */
-  double *cum;                      /* (n_sids) the table: cumulative leaf weights (ws->arena) */
+  double *cum;                      /* (n_sids) the table: cumulative leaf weights within each
+                                       quarter of the leaves (ws->arena); see table_cum */
+  double quarter_off[4];            /* the total of the quarters before each quarter */
+  int64_t quarter;                  /* n_sids / 4: quarters 0-2 hold this many leaves, 3 the rest */
   const double *weight;             /* (L, V_max) exp(lp - lmax) per level (ws->weight) */
 } sample_ctx;
 
@@ -842,17 +845,21 @@ static inline double leaf_weight(const double *w, int64_t vmax, uint64_t key, co
 #define TABLE_FILL_INLINE inline
 #endif
 
-/* The cumulative leaf weights cum[j] = sum_{i <= j} m_i w_i, with L and "every bucket holds one
- * item" (m_i = 1, so m_i w_i = w_i exactly) as constants of each inlined copy. The sum runs as four
- * chains over four quarters of the leaves, each quarter then shifted by the total of the ones
- * before it: four additions in flight instead of one. Rounding differs from a single left-to-right
- * sum only in the last bits, and the table stays non-decreasing (IEEE addition is monotone, and a
- * quarter's first entry is the total before it plus a weight >= 0), which is what the draws need. */
-static TABLE_FILL_INLINE void table_fill(double *cum, const sim_sid_index *idx, const double *w, int64_t vmax,
-                                         const int L, const int unit) {
+/* The leaf table, with L and "every bucket holds one item" (m_i = 1, so m_i w_i = w_i exactly) as
+ * constants of each inlined copy. The cumulative sum runs as four chains over four quarters of
+ * the leaves (four additions in flight instead of one): cum[j] holds the sum over its quarter up
+ * to j, quarter_off[r] the total of the quarters before quarter r, and table_cum(j) =
+ * quarter_off[r] + cum[j] is leaf j's cumulative weight. It rounds differently from a single
+ * left-to-right sum only in the last bits and is non-decreasing in j (IEEE addition is monotone,
+ * and a quarter's first value is the total before it plus a weight >= 0), which is what the draws
+ * need; the last one is the total. */
+static TABLE_FILL_INLINE void table_fill(sample_ctx *s, const sim_sid_index *idx, int64_t vmax, const int L,
+                                         const int unit) {
   const int64_t n = idx->n_sids, q = n / 4;
   const uint64_t *key = idx->sid_key;
   const int64_t *bs = idx->bucket_start;
+  const double *w = s->weight;
+  double *cum = s->cum;
   double a0 = 0.0, a1 = 0.0, a2 = 0.0, a3 = 0.0;
   for (int64_t i = 0; i < q; i++) {
     a0 += leaf_weight(w, vmax, key[i], bs, i, L, unit), cum[i] = a0;
@@ -861,12 +868,29 @@ static TABLE_FILL_INLINE void table_fill(double *cum, const sim_sid_index *idx, 
     a3 += leaf_weight(w, vmax, key[3 * q + i], bs, 3 * q + i, L, unit), cum[3 * q + i] = a3;
   }
   for (int64_t j = 4 * q; j < n; j++) a3 += leaf_weight(w, vmax, key[j], bs, j, L, unit), cum[j] = a3;
-  double off = a0;
-  for (int64_t j = q; j < 2 * q; j++) cum[j] += off;
-  off += a1;
-  for (int64_t j = 2 * q; j < 3 * q; j++) cum[j] += off;
-  off += a2;
-  for (int64_t j = 3 * q; j < n; j++) cum[j] += off;
+  s->quarter = q;
+  s->quarter_off[0] = 0.0;
+  s->quarter_off[1] = a0;
+  s->quarter_off[2] = s->quarter_off[1] + a1;
+  s->quarter_off[3] = s->quarter_off[2] + a2;
+}
+
+/* Leaf j's cumulative weight in the table (see table_fill). */
+static double table_cum(const sample_ctx *s, int64_t j) {
+  const int64_t q = s->quarter;
+  return s->quarter_off[(j >= q) + (j >= 2 * q) + (j >= 3 * q)] + s->cum[j];
+}
+
+/* The first leaf j in [lo, lo + n) with table_cum(j) > target (lo + n when there is none), n >= 1:
+ * first_above's branch-free halving over table_cum. */
+static int64_t table_first_above(const sample_ctx *s, int64_t lo, int64_t n, double target) {
+  int64_t base = lo;
+  for (int64_t len = n; len > 1;) {
+    const int64_t half = len / 2;
+    base = table_cum(s, base + half - 1) <= target ? base + half : base;
+    len -= half;
+  }
+  return base + (table_cum(s, base) <= target);
 }
 
 /* Builds this state's table; 0 when the workspace has no room for it. */
@@ -879,13 +903,13 @@ static int table_build(sample_ctx *s) {
   s->cum = (double *)(void *)ws->arena;
   const int unit = idx->max_bucket == 1;
   switch (c->L * 2 + unit) { /* constant L and unit in each copy: the level loop unrolls */
-  case 2: table_fill(s->cum, idx, s->weight, ws->vocab_max, 1, 0); break;
-  case 3: table_fill(s->cum, idx, s->weight, ws->vocab_max, 1, 1); break;
-  case 4: table_fill(s->cum, idx, s->weight, ws->vocab_max, 2, 0); break;
-  case 5: table_fill(s->cum, idx, s->weight, ws->vocab_max, 2, 1); break;
-  case 6: table_fill(s->cum, idx, s->weight, ws->vocab_max, 3, 0); break;
-  case 7: table_fill(s->cum, idx, s->weight, ws->vocab_max, 3, 1); break;
-  default: table_fill(s->cum, idx, s->weight, ws->vocab_max, c->L, unit); break;
+  case 2: table_fill(s, idx, ws->vocab_max, 1, 0); break;
+  case 3: table_fill(s, idx, ws->vocab_max, 1, 1); break;
+  case 4: table_fill(s, idx, ws->vocab_max, 2, 0); break;
+  case 5: table_fill(s, idx, ws->vocab_max, 2, 1); break;
+  case 6: table_fill(s, idx, ws->vocab_max, 3, 0); break;
+  case 7: table_fill(s, idx, ws->vocab_max, 3, 1); break;
+  default: table_fill(s, idx, ws->vocab_max, c->L, unit); break;
   }
   s->table = 1;
   return 1;
@@ -894,19 +918,19 @@ static int table_build(sample_ctx *s) {
 static int64_t draw_by_table(sample_ctx *s, int64_t *leaf) {
   const sim_sid_decode_taken *tk = s->c->ws->taken;
   const int64_t n = s->c->idx->n_sids;
-  double z = s->cum[n - 1];
+  double z = table_cum(s, n - 1);
   for (int64_t t = 0; t < s->n_taken; t++) z -= item_weight(s, tk[t].item);
   if (!(z > 0.0)) return draw_by_sweep(s, leaf);
   s->table_proposals += s->mass_scale / z;
   const double target = hsrl_rng_uniform_double(s->rng) * z;
-  /* leaves [start, end) lie between drawn leaves: their cumulative weight is cum minus `a`, the
-   * weight of the items drawn from earlier leaves */
+  /* leaves [start, end) lie between drawn leaves: their cumulative weight is table_cum minus `a`,
+   * the weight of the items drawn from earlier leaves */
   double a = 0.0;
   int64_t j = -1;
   for (int64_t start = 0, t = 0;;) {
     const int64_t end = t < s->n_taken ? tk[t].leaf : n;
-    if (end > start && s->cum[end - 1] > target + a) {
-      j = start + first_above(s->cum + start, end - start, target + a);
+    if (end > start && table_cum(s, end - 1) > target + a) {
+      j = table_first_above(s, start, end - start, target + a);
       break;
     }
     if (end == n) break;
