@@ -822,20 +822,21 @@ static double item_weight(const sample_ctx *s, int64_t item) {
 }
 
 /* Level l's weight of a packed SID key (sim_sid_index_pack: 16 bits per level, level 0 highest). */
-static inline double key_weight(const double *w, int64_t vmax, uint64_t key, int L, int l) {
-  return w[(int64_t)l * vmax + (int64_t)((key >> (16 * (L - 1 - l))) & 0xffffu)];
+static inline double key_weight(const double *const *w, uint64_t key, int L, int l) {
+  return w[l][(key >> (16 * (L - 1 - l))) & 0xffffu];
 }
 
 _Static_assert(SIM_SID_MAX_LEVELS == 4, "leaf_weight multiplies at most four levels");
 
-/* m_j w_j of leaf j (packed SID key, bucket bounds bs[j], bs[j + 1]); the product in level order,
- * written out so that a constant L leaves no loop (w_0 = 1.0 w_0 exactly). */
-static inline double leaf_weight(const double *w, int64_t vmax, uint64_t key, const int64_t *bs, int64_t j,
-                                 const int L, const int unit) {
-  double p = key_weight(w, vmax, key, L, 0);
-  if (L > 1) p *= key_weight(w, vmax, key, L, 1);
-  if (L > 2) p *= key_weight(w, vmax, key, L, 2);
-  if (L > 3) p *= key_weight(w, vmax, key, L, 3);
+/* m_j w_j of leaf j (packed SID key, bucket bounds bs[j], bs[j + 1]; w[l]: level l's weights);
+ * the product in level order, written out so that a constant L leaves no loop (w_0 = 1.0 w_0
+ * exactly). */
+static inline double leaf_weight(const double *const *w, uint64_t key, const int64_t *bs, int64_t j, const int L,
+                                 const int unit) {
+  double p = key_weight(w, key, L, 0);
+  if (L > 1) p *= key_weight(w, key, L, 1);
+  if (L > 2) p *= key_weight(w, key, L, 2);
+  if (L > 3) p *= key_weight(w, key, L, 3);
   return unit ? p : (double)(bs[j + 1] - bs[j]) * p;
 }
 
@@ -858,16 +859,17 @@ static TABLE_FILL_INLINE void table_fill(sample_ctx *s, const sim_sid_index *idx
   const int64_t n = idx->n_sids, q = n / 4;
   const uint64_t *key = idx->sid_key;
   const int64_t *bs = idx->bucket_start;
-  const double *w = s->weight;
+  const double *w[SIM_SID_MAX_LEVELS];
+  for (int l = 0; l < SIM_SID_MAX_LEVELS; l++) w[l] = s->weight + (l < L ? l : 0) * vmax;
   double *cum = s->cum;
   double a0 = 0.0, a1 = 0.0, a2 = 0.0, a3 = 0.0;
   for (int64_t i = 0; i < q; i++) {
-    a0 += leaf_weight(w, vmax, key[i], bs, i, L, unit), cum[i] = a0;
-    a1 += leaf_weight(w, vmax, key[q + i], bs, q + i, L, unit), cum[q + i] = a1;
-    a2 += leaf_weight(w, vmax, key[2 * q + i], bs, 2 * q + i, L, unit), cum[2 * q + i] = a2;
-    a3 += leaf_weight(w, vmax, key[3 * q + i], bs, 3 * q + i, L, unit), cum[3 * q + i] = a3;
+    a0 += leaf_weight(w, key[i], bs, i, L, unit), cum[i] = a0;
+    a1 += leaf_weight(w, key[q + i], bs, q + i, L, unit), cum[q + i] = a1;
+    a2 += leaf_weight(w, key[2 * q + i], bs, 2 * q + i, L, unit), cum[2 * q + i] = a2;
+    a3 += leaf_weight(w, key[3 * q + i], bs, 3 * q + i, L, unit), cum[3 * q + i] = a3;
   }
-  for (int64_t j = 4 * q; j < n; j++) a3 += leaf_weight(w, vmax, key[j], bs, j, L, unit), cum[j] = a3;
+  for (int64_t j = 4 * q; j < n; j++) a3 += leaf_weight(w, key[j], bs, j, L, unit), cum[j] = a3;
   s->quarter = q;
   s->quarter_off[0] = 0.0;
   s->quarter_off[1] = a0;
