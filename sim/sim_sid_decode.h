@@ -48,9 +48,10 @@
  *      from its first draw when the previous state of the same call needed more proposals than
  *      the table costs (a fixed cost ratio; the first state of a call proposes), else after 32
  *      proposals with at least two draws of the state to go (ws->sample_path can force either
- *      way, for tests and benchmarks). After
- *      64 + n_sids / 4 rejected proposals of one draw the draw is made exactly by a sweep over
- *      the trie (O(n_sids L)); stats count proposals, table draws and sweeps. A state whose live
+ *      way, for tests and benchmarks). After 64 + n_sids / 4 rejected proposals of one draw the
+ *      draw is made exactly by a sweep over the trie (O(n_sids L)); stats count proposals, table
+ *      draws and sweeps. Which way a draw is made depends only on earlier random numbers, so
+ *      every draw has the distribution above whichever way it is made. A state whose live
  *      items all have probability 0 draws uniformly. eps-mixing is per draw (for K = 1 it equals
  *      the reference's q <- (1 - eps) q + eps / M).
  *  (c) sim_sid_decode_score / _topk_list / _sample_list: scoring an explicit candidate list per
