@@ -7,8 +7,11 @@
 # times and sizes. The decode section of the Semantic-ID benchmarks; scripts/bench/sid.sh (H11)
 # covers codebook building.
 # usage: scripts/bench/sid_decode.sh [BUILD_DIR] [N ...]
+#        scripts/bench/sid_decode.sh [BUILD_DIR] --sid SID_FILE [REPEATS]
 #   BUILD_DIR  default build (built if its bench_sid_decode is missing)
 #   N ...      catalog sizes (default 1000000 10000000)
+#   --sid      exploration sampling on a real catalog (an `hsrl sid build` file) in calls of 32
+#              states, from near-uniform to peaked, automatic and each sampling path forced
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 dir=${1:-build}
