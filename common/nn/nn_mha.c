@@ -10,20 +10,25 @@
  * Attention kernels. The per-head products are tiny (Tq x Tk x E/h = 50 x 50 x 8 in the policy):
  * 256 sgemm calls of that size per product ran at a third of the sgemm peak, and the masked
  * softmax between them was a scalar pass of its own. Here one (batch row, head) is processed in
- * blocks of NN_MHA_R = 4 query rows, fused (head_forward):
- *   scores S = scale * Q K^T for the 4 rows against a transposed copy of K (kt, (dh, Tkp) with
- *     Tkp = Tk rounded up to NN_MHA_KB, zero-padded), over the keys up to the block's last causal
- *     key only (the causal mask halves the work);
- *   masked softmax of each row in place (exp by a vectorisable polynomial, nn_exp_nonpos; padding
- *     and causal masks applied as bit masks), then dropout of the weights, writing the compact
- *     cache row of A in the same pass;
- *   context C = A' V for the 4 rows, over the same keys (C columns of one head, d innermost).
+ * blocks of up to NN_MHA_R = 8 query rows over chunks of NN_MHA_SB = 8 keys, fused (head_forward):
+ *   scores S = scale * Q K^T for the block's rows against a transposed copy of K (kt, (dh, Tkp)
+ *     with Tkp = Tk rounded up to NN_MHA_KB, zero-padded), over the chunks up to the block's last
+ *     causal key only (the causal mask halves the work), each row's maximum over its allowed keys
+ *     taken from the fresh scores (a maximum is the same in any order: no second pass);
+ *   exponentials in place (a vectorisable polynomial, nn_exp_nonpos; the padding and causal masks
+ *     applied as bit masks, only to the chunks that may need them: those holding padding, and
+ *     those past the block's first row's causal end), then the weights, written to the compact
+ *     cache rows of A, and their dropout;
+ *   context C = A' V for the block's rows over the same keys (C columns of one head, d innermost:
+ *     8 rows are 8 independent sums per column, enough to hide the additions' latency).
  * The backward (head_backward) does the same per block of rows (dA' = dC V^T against a transposed
  * V; A' rebuilt from A and the keep bytes into a panel of the head, dS into another; dQ = dS K),
  * then dK = dS^T Q and dV = A'^T dC per block of 4 keys over the query rows that can see them.
  * Every output element is written exactly once, so the backward zeroes none of its buffers.
- * A block of one row (the last-position layer has one query per head) computes that row once
- * instead of four copies.
+ * The rows are cut into blocks of 8 and the remainder into blocks of 4, 2 and 1 (each size is its
+ * own unrolled code, so no row is computed twice; the last-position layer has one query per
+ * head). Under the causal mask the 8 rows of a block whose first row sees 8 m + 1 keys from kb
+ * (the packed layout, where kb is the first unpadded key) need the same chunks.
  *
  * What is skipped: a batch row's keys before its first unpadded one are skipped in whole blocks of
  * NN_MHA_SB (keys are addressed from that block, kb; the row sums keep their lanes, so the result
@@ -36,14 +41,14 @@
  * bytes are drawn for the causal staircase only (nn_dropout_mask_rows). Packed rows
  * (nn_mha_forward_packed) only move where a batch row's kept keys and queries are.
  *
- * Code generation: with GCC the kernels are written on vector types (NN_MHA_VEC: v16f panels of
- * NN_MHA_KB = 16 keys, v8f lanes of NN_MHA_SB keys or NN_MHA_DB head columns); with other
+ * Code generation: with GCC the kernels are written on vector types (NN_MHA_VEC: v8f lanes of
+ * NN_MHA_SB keys or NN_MHA_DB head columns); with other
  * compilers (clang lacks __builtin_shuffle), or with -DNN_MHA_NO_VEC, as loops for the
  * auto-vectoriser (fixed-size inner loops, accumulators as local arrays, selections as bit masks
  * since a float "c ? x : y" stays a branch under -ftrapping-math). GCC's auto-vectorised
  * version of the scores split one of the four 16-key accumulators into 1 + 8 + 4 + 2 + 1 lanes.
  * Both versions do the same float operations in the same order per element (sums over keys in
- * NN_MHA_SB lanes folded by halving, then the scalar tail), so they give the same bits. On x86-64
+ * NN_MHA_SB lanes folded by halving, then the tail key by key), so they give the same bits. On x86-64
  * with GCC the two per-head functions (the kernels inlined into them) are compiled three times
  * (x86-64-v4 i.e. AVX-512, AVX2, baseline) by target_clones and picked at load time; the head
  * transposes use AVX2 intrinsics when available. A head width that is not a multiple of
@@ -68,9 +73,9 @@
 #include "common/nn/nn_linear.h"
 #include "common/nn/nn_softmax.h"
 
-#define NN_MHA_R 4   /* query rows per block */
-#define NN_MHA_KB 16 /* keys per block of the products and panel rows (panels are multiples) */
-#define NN_MHA_SB 8  /* keys per block of the row loops (softmax, dS): one AVX2 register, so that
+#define NN_MHA_R 8   /* query rows per block (at most; see the per-head functions) */
+#define NN_MHA_KB 16 /* panel rows and kt are padded to multiples of it */
+#define NN_MHA_SB 8  /* keys per chunk of the products and row loops: one AVX2 register, so that
                       * loop-carried lanes stay in registers (lanes_max, lanes_sum assume 8) */
 #define NN_MHA_DB 8  /* head columns per vector block */
 #define NN_MHA_KG 4 /* keys per block of the key gradients (8 read twice the stale rows: no gain) */
@@ -162,10 +167,10 @@ int64_t nn_mha_cache_floats(const nn_mha_shape *s) {
 int64_t nn_mha_scratch_floats(const nn_mha_shape *s) {
   check_shape(s);
   int64_t tkp = round_kb(s->Tk), dh = s->E / s->n_heads;
-  /* dctx, dQ, dK|dV; vt (dh, Tkp), the dS and A' panels (Tq + R, Tkp) of one head, the dA' block
+  /* dctx, dQ, dK|dV; vt (dh, Tkp), the dS and A' panels (Tq, Tkp) of one head, the dA' block
    * (R, Tkp) */
   return 2 * round16(s->B * s->Tq * s->E) + round16(s->B * s->Tk * 2 * s->E) + round16(dh * tkp) +
-         2 * round16((s->Tq + NN_MHA_R) * tkp) + round16(NN_MHA_R * tkp);
+         2 * round16(s->Tq * tkp) + round16(NN_MHA_R * tkp);
 }
 
 /* The documented views, and (internal != NULL) the rest. */
@@ -310,22 +315,15 @@ static void transpose_head(float *restrict out, int64_t ldo, const float *restri
 
 #if NN_MHA_VEC
 /* The kernels on GCC vector types (see the file comment): every lane does what the scalar loops
- * * of the #else branch do, in the same order, so both give the same bits. GCC notes that passing
+ * of the #else branch do, in the same order, so both give the same bits. GCC notes that passing
  * and returning vector types changes the ABI between instruction sets (-Wpsabi, silenced for this
  * file in CMakeLists.txt): these helpers are static and always inlined, so no call crosses that
  * boundary. */
-typedef float v16f __attribute__((vector_size(64)));
 typedef float v8f __attribute__((vector_size(32)));
 typedef int32_t v8i __attribute__((vector_size(32)));
 typedef uint32_t v8u __attribute__((vector_size(32)));
-typedef uint8_t v8b __attribute__((vector_size(8)));
+typedef uint64_t v4q __attribute__((vector_size(32)));
 
-static NN_MHA_INLINE v16f load16(const float *p) {
-  v16f v;
-  memcpy(&v, p, sizeof v);
-  return v;
-}
-static NN_MHA_INLINE void store16(float *p, v16f v) { memcpy(p, &v, sizeof v); }
 static NN_MHA_INLINE v8f load8(const float *p) {
   v8f v;
   memcpy(&v, p, sizeof v);
@@ -337,11 +335,14 @@ static NN_MHA_INLINE v8u loadu8(const uint32_t *p) {
   memcpy(&v, p, sizeof v);
   return v;
 }
-/* all ones where the byte is 1 (keep bytes are 0 or 1), else 0 */
+/* all ones where the byte is 1 (keep bytes are 0 or 1), else 0: the 8 bytes broadcast, each lane
+ * shifts its own down (GCC 12 converts a vector of 8 bytes lane by lane through a general
+ * register instead) */
 static NN_MHA_INLINE v8u keep_mask8(const uint8_t *p) {
-  v8b b;
-  memcpy(&b, p, sizeof b);
-  return (v8u){0} - __builtin_convertvector(b, v8u);
+  uint64_t u;
+  memcpy(&u, p, sizeof u);
+  const v8u x = __builtin_shuffle((v8u)((v4q){0} + u), (v8u){0, 2, 4, 6, 1, 3, 5, 7});
+  return (v8u){0} - ((x >> (v8u){0, 8, 16, 24, 0, 8, 16, 24}) & 1u);
 }
 static NN_MHA_INLINE v8u bits8(v8f x) {
   v8u u;
@@ -356,6 +357,10 @@ static NN_MHA_INLINE v8f floats8(v8u u) {
 static NN_MHA_INLINE v8f select8(v8f x, v8u m) { return floats8(bits8(x) & m); } /* x or +0 */
 static NN_MHA_INLINE v8f pick8(v8u m, v8f x, v8f y) { return floats8((bits8(x) & m) | (bits8(y) & ~m)); }
 static const v8i iota8 = {0, 1, 2, 3, 4, 5, 6, 7};
+/* all ones for the lanes j0 + l < jend */
+static NN_MHA_INLINE v8u below8(int64_t j0, int64_t jend) {
+  return (v8u)(iota8 + (int32_t)j0 < (v8i){0} + (int32_t)jend);
+}
 
 /* lanes_max and lanes_sum of the scalar code, on a vector (the same comparisons and additions,
  * halving with shuffles instead of a round trip through memory) */
@@ -371,12 +376,17 @@ static NN_MHA_INLINE float vlanes_sum(v8f v) {
   return b[0] + b[1];
 }
 
-/* nn_exp_nonpos (nn_softmax.h) lane by lane: the same operations in the same order. */
+/* nn_exp_nonpos (nn_softmax.h) lane by lane, the same value for every x <= 0 and NaN: the same
+ * float operations in the same order, but 2^n is built from the bits of the rounding sum
+ * v = t + 1.5 * 2^23 (for |t| < 2^22 its low bits are 0x4b400000 + n, and the shift by 23 drops
+ * the high ones) instead of converting n = v - 1.5 * 2^23 to an integer, which needs no NaN guard
+ * (a NaN x still gives y NaN, so NaN * 2^n, as there). */
 static NN_MHA_INLINE v8f exp_nonpos8(v8f x) {
-  const v8u under = (v8u)(x < -87.0f), nan_mask = (v8u)(x != x);
+  const v8u under = (v8u)(x < -87.0f);
   x = floats8((bits8(x) & ~under) | (bits8((v8f){0} - 87.0f) & under));
   const v8f t = x * 1.44269504088896341f;
-  v8f fn = (t + 12582912.0f) - 12582912.0f;
+  const v8f v = t + 12582912.0f;
+  const v8f fn = v - 12582912.0f;
   const v8f r1 = x - fn * 0.693359375f;
   const v8f r = r1 - fn * -2.12194440e-4f;
   const v8f r2 = r * r, r4 = r2 * r2;
@@ -384,75 +394,168 @@ static NN_MHA_INLINE v8f exp_nonpos8(v8f x) {
   const v8f p23 = 8.3334519073e-3f * r + 4.1665795894e-2f;
   const v8f p45 = 1.6666665459e-1f * r + 5.0000001201e-1f;
   const v8f y = ((p01 * r4 + p23 * r2) + p45) * r2 + r + 1.0f;
-  fn = floats8(bits8(fn) & ~nan_mask);
-  const v8u e = (v8u)(__builtin_convertvector(fn, v8i) + 127) << 23;
-  const v8f res = y * floats8(e);
+  const v8f res = y * floats8((bits8(v) + 127u) << 23);
   return floats8(bits8(res) & ~under);
 }
 
-static NN_MHA_INLINE void rows_times_panel(float *restrict out, int64_t ldo, const float *restrict a0,
-                                           const float *restrict a1, const float *restrict a2,
-                                           const float *restrict a3, const float *restrict bt,
-                                           int64_t ldb, int64_t k, int64_t n, float alpha) {
-  if (a1 == a0 && a3 == a0) { /* one row (the last-position layer): the same sums, once */
-    for (int64_t j0 = 0; j0 < n; j0 += NN_MHA_KB) {
-      v16f c0 = {0};
-      for (int64_t d = 0; d < k; d++) c0 += a0[d] * load16(bt + d * ldb + j0);
-      store16(out + j0, alpha * c0);
+static NN_MHA_INLINE void chunk_product(const int R, v8f *acc, const float *const *a,
+                                        const float *restrict bt, int64_t ldb, int64_t k) {
+  NN_MHA_UNROLL
+  for (int r = 0; r < R; r++) acc[r] = (v8f){0};
+  if (k == NN_MHA_DB) { /* the policy's head width: fixed offsets, no loop */
+    NN_MHA_UNROLL
+    for (int d = 0; d < NN_MHA_DB; d++) {
+      const v8f b = load8(bt + d * ldb);
+      NN_MHA_UNROLL
+      for (int r = 0; r < R; r++) acc[r] += a[r][d] * b;
     }
     return;
   }
-  for (int64_t j0 = 0; j0 < n; j0 += NN_MHA_KB) {
-    v16f c0 = {0}, c1 = {0}, c2 = {0}, c3 = {0};
-    for (int64_t d = 0; d < k; d++) {
-      const v16f b = load16(bt + d * ldb + j0);
-      c0 += a0[d] * b;
-      c1 += a1[d] * b;
-      c2 += a2[d] * b;
-      c3 += a3[d] * b;
-    }
-    store16(out + j0, alpha * c0);
-    store16(out + ldo + j0, alpha * c1);
-    store16(out + 2 * ldo + j0, alpha * c2);
-    store16(out + 3 * ldo + j0, alpha * c3);
+  for (int64_t d = 0; d < k; d++) {
+    const v8f b = load8(bt + d * ldb);
+    NN_MHA_UNROLL
+    for (int r = 0; r < R; r++) acc[r] += a[r][d] * b;
   }
 }
 
-static NN_MHA_INLINE void panel_times_rows(float *o0, float *o1, float *o2, float *o3, int n_rows,
+static NN_MHA_INLINE void scores_max(const int R, float *restrict s, int64_t lds,
+                                     const float *const *q, const float *restrict kt, int64_t ldk,
+                                     int64_t dh, int64_t nc, int64_t c_lo, int64_t c_hi,
+                                     const uint32_t *restrict allow, const int64_t *jend,
+                                     float scale, float *m) {
+  v8f mx[NN_MHA_R];
+  NN_MHA_UNROLL
+  for (int r = 0; r < R; r++) mx[r] = (v8f){0} - INFINITY;
+  for (int64_t c = 0; c < nc; c++) {
+    const int64_t j0 = c * NN_MHA_SB;
+    v8f acc[NN_MHA_R];
+    chunk_product(R, acc, q, kt + j0, ldk, dh);
+    const int edge = c < c_lo || c >= c_hi;
+    NN_MHA_UNROLL
+    for (int r = 0; r < R; r++) {
+      v8f v = scale * acc[r];
+      store8(s + r * lds + j0, v);
+      if (edge) v = pick8(loadu8(allow + j0) & below8(j0, jend[r]), v, (v8f){0} - INFINITY);
+      mx[r] = pick8((v8u)(v > mx[r]), v, mx[r]);
+    }
+  }
+  NN_MHA_UNROLL
+  for (int r = 0; r < R; r++) m[r] = vlanes_max(mx[r]);
+}
+
+static NN_MHA_INLINE void rows_times_chunks(const int R, float *restrict out, int64_t ldo,
+                                            const float *const *a, const float *restrict bt,
+                                            int64_t ldb, int64_t k, int64_t nc) {
+  for (int64_t c = 0; c < nc; c++) {
+    const int64_t j0 = c * NN_MHA_SB;
+    v8f acc[NN_MHA_R];
+    chunk_product(R, acc, a, bt + j0, ldb, k);
+    NN_MHA_UNROLL
+    for (int r = 0; r < R; r++) store8(out + r * ldo + j0, acc[r]);
+  }
+}
+
+static NN_MHA_INLINE void softmax_exp_block(const int R, float *restrict s, int64_t lds, int64_t nc,
+                                            int64_t c_lo, int64_t c_hi,
+                                            const uint32_t *restrict allow, const int64_t *jend,
+                                            const float *m, float *inv) {
+  v8f sum[NN_MHA_R];
+  NN_MHA_UNROLL
+  for (int r = 0; r < R; r++) sum[r] = (v8f){0};
+  for (int64_t c = 0; c < nc; c++) {
+    const int64_t j0 = c * NN_MHA_SB;
+    if (c >= c_lo && c < c_hi) {
+      NN_MHA_UNROLL
+      for (int r = 0; r < R; r++) {
+        const v8f e = exp_nonpos8(load8(s + r * lds + j0) - m[r]);
+        store8(s + r * lds + j0, e);
+        sum[r] += e;
+      }
+    } else {
+      NN_MHA_UNROLL
+      for (int r = 0; r < R; r++) {
+        const v8u ok = loadu8(allow + j0) & below8(j0, jend[r]);
+        const v8f e = select8(exp_nonpos8(select8(load8(s + r * lds + j0) - m[r], ok)), ok);
+        store8(s + r * lds + j0, e);
+        sum[r] += e;
+      }
+    }
+  }
+  NN_MHA_UNROLL
+  for (int r = 0; r < R; r++) {
+    const float total = vlanes_sum(sum[r]);
+    inv[r] = total > 0.0f ? 1.0f / total : 0.0f;
+  }
+}
+
+static NN_MHA_INLINE void finish_block(const int R, float *restrict e, int64_t lde,
+                                       float *restrict acomp, int64_t ldw,
+                                       const uint8_t *restrict keep, int64_t ldk, int64_t nc,
+                                       const float *inv, float drop_scale) {
+  for (int64_t c = 0; c < nc; c++) {
+    const int64_t j0 = c * NN_MHA_SB;
+    NN_MHA_UNROLL
+    for (int r = 0; r < R; r++) {
+      const v8f a = load8(e + r * lde + j0) * inv[r];
+      store8(acomp + r * ldw + j0, a);
+      store8(e + r * lde + j0, keep ? select8(a * drop_scale, keep_mask8(keep + r * ldk + j0)) : a);
+    }
+  }
+}
+
+static NN_MHA_INLINE void block_times_rows(const int R, float *o, int64_t ldo,
                                            const float *restrict p, int64_t ldp,
                                            const float *restrict v, int64_t ldv, int64_t k,
                                            int64_t w) {
-  const float *p0 = p, *p1 = p + ldp, *p2 = p + 2 * ldp, *p3 = p + 3 * ldp;
-  float *o[NN_MHA_R] = {o0, o1, o2, o3};
-  if (w == NN_MHA_DB && n_rows == 1) { /* the last-position layer */
-    v8f c0 = {0};
-    for (int64_t j = 0; j < k; j++) c0 += p0[j] * load8(v + j * ldv);
-    store8(o0, c0);
-    return;
-  }
   if (w == NN_MHA_DB) {
-    v8f c[NN_MHA_R] = {{0}, {0}, {0}, {0}};
+    v8f c[NN_MHA_R];
+    NN_MHA_UNROLL
+    for (int r = 0; r < R; r++) c[r] = (v8f){0};
     for (int64_t j = 0; j < k; j++) {
       const v8f vj = load8(v + j * ldv);
-      c[0] += p0[j] * vj;
-      c[1] += p1[j] * vj;
-      c[2] += p2[j] * vj;
-      c[3] += p3[j] * vj;
+      NN_MHA_UNROLL
+      for (int r = 0; r < R; r++) c[r] += p[r * ldp + j] * vj;
     }
-    for (int r = 0; r < n_rows; r++) store8(o[r], c[r]);
+    NN_MHA_UNROLL
+    for (int r = 0; r < R; r++) store8(o + r * ldo, c[r]);
     return;
   }
   float c[NN_MHA_R][NN_MHA_DB] = {{0}};
   for (int64_t j = 0; j < k; j++) {
     const float *vj = v + j * ldv;
-    for (int64_t l = 0; l < w; l++) {
-      c[0][l] += p0[j] * vj[l];
-      c[1][l] += p1[j] * vj[l];
-      c[2][l] += p2[j] * vj[l];
-      c[3][l] += p3[j] * vj[l];
+    for (int r = 0; r < R; r++) {
+      const float pj = p[r * ldp + j];
+      for (int64_t l = 0; l < w; l++) c[r][l] += pj * vj[l];
     }
   }
-  for (int r = 0; r < n_rows; r++) memcpy(o[r], c[r], (size_t)w * sizeof(float));
+  for (int r = 0; r < R; r++) memcpy(o + r * ldo, c[r], (size_t)w * sizeof(float));
+}
+
+static NN_MHA_INLINE void score_grad_row(float *restrict ds, float *restrict adp,
+                                         const float *restrict g, const float *restrict a,
+                                         const uint8_t *restrict keep, int64_t jend, int64_t nc,
+                                         float scale, float drop_scale) {
+  const float *ad = a;
+  if (keep) {
+    for (int64_t j = 0; j < nc * NN_MHA_SB; j += NN_MHA_SB)
+      store8(adp + j, select8(load8(a + j) * drop_scale, keep_mask8(keep + j)));
+    ad = adp;
+  }
+  const int64_t nfull = jend / NN_MHA_SB * NN_MHA_SB;
+  v8f acc = {0};
+  for (int64_t j = 0; j < nfull; j += NN_MHA_SB) acc += load8(ad + j) * load8(g + j);
+  float dsum = vlanes_sum(acc);
+  if (nfull < jend) {
+    const v8f t = select8(load8(ad + nfull) * load8(g + nfull), below8(nfull, jend));
+    NN_MHA_UNROLL
+    for (int l = 0; l < NN_MHA_SB; l++) dsum += t[l];
+  }
+  int64_t j = 0;
+  for (; j < nfull; j += NN_MHA_SB)
+    store8(ds + j, (load8(ad + j) * load8(g + j) - load8(a + j) * dsum) * scale);
+  for (; j < nc * NN_MHA_SB; j += NN_MHA_SB)
+    store8(ds + j, select8((load8(ad + j) * load8(g + j) - load8(a + j) * dsum) * scale,
+                           below8(j, jend)));
 }
 
 static NN_MHA_INLINE void keys_grad(float *dk, float *dv, int64_t ldk, int64_t n_keys,
@@ -497,213 +600,11 @@ static NN_MHA_INLINE void keys_grad(float *dk, float *dv, int64_t ldk, int64_t n
   }
 }
 
-static NN_MHA_INLINE void softmax_exp_rows(float *restrict s, int64_t lds, int n_rows,
-                                           const uint32_t *restrict allow, const int64_t *jend,
-                                           int64_t n, float *inv) {
-  float m[NN_MHA_R];
-  for (int r = 0; r < n_rows; r++) {
-    const float *sr = s + r * lds;
-    const v8i je = (v8i){0} + (int32_t)jend[r];
-    const int64_t nr = round_sb(jend[r]);
-    v8f mx = (v8f){0} - INFINITY;
-    for (int64_t j0 = 0; j0 < nr; j0 += NN_MHA_SB) {
-      const v8u ok = loadu8(allow + j0) & (v8u)(iota8 + (int32_t)j0 < je);
-      const v8f v = pick8((v8u)(ok != 0), load8(sr + j0), (v8f){0} - INFINITY);
-      mx = pick8((v8u)(v > mx), v, mx);
-    }
-    m[r] = vlanes_max(mx);
-  }
-  for (int r = 0; r < n_rows; r++) {
-    float *sr = s + r * lds;
-    const v8i je = (v8i){0} + (int32_t)jend[r];
-    const int64_t nr = round_sb(jend[r]);
-    const float mr = m[r];
-    v8f sum = {0};
-    int64_t j0 = 0;
-    for (; j0 < nr; j0 += NN_MHA_SB) {
-      const v8u ok = loadu8(allow + j0) & (v8u)(iota8 + (int32_t)j0 < je);
-      const v8f e = select8(exp_nonpos8(select8(load8(sr + j0) - mr, ok)), ok);
-      store8(sr + j0, e);
-      sum += e;
-    }
-    for (; j0 < n; j0 += NN_MHA_SB) store8(sr + j0, (v8f){0});
-    const float total = vlanes_sum(sum);
-    inv[r] = total > 0.0f ? 1.0f / total : 0.0f;
-  }
-}
-
-static NN_MHA_INLINE void finish_row(float *restrict e, float *restrict acomp,
-                                     const uint8_t *restrict keep, int64_t w, float inv,
-                                     float drop_scale) {
-  for (int64_t j = 0; j < w; j += NN_MHA_SB) {
-    const v8f a = load8(e + j) * inv;
-    store8(acomp + j, a);
-    store8(e + j, keep ? select8(a * drop_scale, keep_mask8(keep + j)) : a);
-  }
-}
-
-static NN_MHA_INLINE void score_grad_row(float *restrict ds, float *restrict adp,
-                                         const float *restrict g, const float *restrict a,
-                                         const uint8_t *restrict keep, int64_t jend, int64_t w,
-                                         int64_t width, float scale, float drop_scale) {
-  const float *ad = a;
-  if (keep) {
-    for (int64_t j = 0; j < w; j += NN_MHA_SB)
-      store8(adp + j, select8(load8(a + j) * drop_scale, keep_mask8(keep + j)));
-    ad = adp;
-  }
-  v8f acc = {0};
-  int64_t j = 0;
-  for (; j + NN_MHA_SB <= jend; j += NN_MHA_SB) acc += load8(ad + j) * load8(g + j);
-  float dsum = vlanes_sum(acc);
-  for (; j < jend; j++) dsum += ad[j] * g[j];
-  for (j = 0; j + NN_MHA_SB <= jend; j += NN_MHA_SB)
-    store8(ds + j, (load8(ad + j) * load8(g + j) - load8(a + j) * dsum) * scale);
-  for (; j < jend; j++) ds[j] = (ad[j] * g[j] - a[j] * dsum) * scale;
-  for (int l = 0; l < NN_MHA_KG; l++)
-    if (jend + l < width) ds[jend + l] = 0.0f;
-}
-
 #else /* NN_MHA_VEC */
-/* out[r][j] = alpha * sum_{d<k} a_r[d] * bt[d][j] for the 4 rows a_0..a_3 and j < n (a multiple
- * of NN_MHA_KB); bt is (k, ldb), out is (4, ldo). Scores (a = Q rows, bt = K^T) and dA' (a = dC
- * rows, bt = V^T). */
-static NN_MHA_INLINE void rows_times_panel(float *restrict out, int64_t ldo, const float *restrict a0,
-                                        const float *restrict a1, const float *restrict a2,
-                                        const float *restrict a3, const float *restrict bt,
-                                        int64_t ldb, int64_t k, int64_t n, float alpha) {
-  for (int64_t j0 = 0; j0 < n; j0 += NN_MHA_KB) {
-    float c0[NN_MHA_KB] = {0}, c1[NN_MHA_KB] = {0}, c2[NN_MHA_KB] = {0}, c3[NN_MHA_KB] = {0};
-    for (int64_t d = 0; d < k; d++) {
-      const float *b = bt + d * ldb + j0;
-      const float v0 = a0[d], v1 = a1[d], v2 = a2[d], v3 = a3[d];
-      NN_MHA_UNROLL
-      for (int l = 0; l < NN_MHA_KB; l++) {
-        c0[l] += v0 * b[l];
-        c1[l] += v1 * b[l];
-        c2[l] += v2 * b[l];
-        c3[l] += v3 * b[l];
-      }
-    }
-    float *o0 = out + j0, *o1 = o0 + ldo, *o2 = o1 + ldo, *o3 = o2 + ldo;
-    NN_MHA_UNROLL
-    for (int l = 0; l < NN_MHA_KB; l++) o0[l] = alpha * c0[l];
-    NN_MHA_UNROLL
-    for (int l = 0; l < NN_MHA_KB; l++) o1[l] = alpha * c1[l];
-    NN_MHA_UNROLL
-    for (int l = 0; l < NN_MHA_KB; l++) o2[l] = alpha * c2[l];
-    NN_MHA_UNROLL
-    for (int l = 0; l < NN_MHA_KB; l++) o3[l] = alpha * c3[l];
-  }
-}
-
-/* Stores the first n_rows of 4 accumulated rows of width w. */
-static NN_MHA_INLINE void put_rows(float *o0, float *o1, float *o2, float *o3, const float *c0,
-                                   const float *c1, const float *c2, const float *c3, int n_rows,
-                                   int64_t w) {
-  float *o[NN_MHA_R] = {o0, o1, o2, o3};
-  const float *c[NN_MHA_R] = {c0, c1, c2, c3};
-  for (int r = 0; r < n_rows; r++) {
-    if (w == NN_MHA_DB) memcpy(o[r], c[r], NN_MHA_DB * sizeof(float)); /* inlined: fixed size */
-    else memcpy(o[r], c[r], (size_t)w * sizeof(float));
-  }
-}
-
-/* o_r[0..w) = sum_{j<k} p[r][j] * v[j][0..w) for r < n_rows (<= 4),
- * p (4, ldp), v (k, ldv). Context (p = A', v = V) and dQ (p = dS, v = K). w <= NN_MHA_DB; the
- * full width is the vectorised case. Rows r >= n_rows of p are read but not stored. */
-static NN_MHA_INLINE void panel_times_rows(float *o0, float *o1, float *o2, float *o3, int n_rows,
-                                        const float *restrict p, int64_t ldp,
-                                        const float *restrict v, int64_t ldv, int64_t k,
-                                        int64_t w) {
-  float c0[NN_MHA_DB] = {0}, c1[NN_MHA_DB] = {0}, c2[NN_MHA_DB] = {0}, c3[NN_MHA_DB] = {0};
-  const float *p0 = p, *p1 = p + ldp, *p2 = p + 2 * ldp, *p3 = p + 3 * ldp;
-  if (w == NN_MHA_DB) {
-    for (int64_t j = 0; j < k; j++) {
-      const float *vj = v + j * ldv;
-      const float s0 = p0[j], s1 = p1[j], s2 = p2[j], s3 = p3[j];
-      NN_MHA_UNROLL
-      for (int l = 0; l < NN_MHA_DB; l++) {
-        c0[l] += s0 * vj[l];
-        c1[l] += s1 * vj[l];
-        c2[l] += s2 * vj[l];
-        c3[l] += s3 * vj[l];
-      }
-    }
-  } else {
-    for (int64_t j = 0; j < k; j++) {
-      const float *vj = v + j * ldv;
-      for (int64_t l = 0; l < w; l++) {
-        c0[l] += p0[j] * vj[l];
-        c1[l] += p1[j] * vj[l];
-        c2[l] += p2[j] * vj[l];
-        c3[l] += p3[j] * vj[l];
-      }
-    }
-  }
-  put_rows(o0, o1, o2, o3, c0, c1, c2, c3, n_rows, w);
-}
-
-/* dK = dS^T X and dV = A'^T Y for one head, per block of 4 keys: for keys j0..j0+3 (relative to
- * the head's first key block; key_base is that block's absolute index),
- *   dk_r[0..w) = sum_{i in [i_start(j0), n_q)} ds[i][j0+r] * x[i][0..w),
- *   dv_r[0..w) = sum_i ad[i][j0+r] * y[i][0..w),
- * stored (not accumulated) to dk, dv rows j (stride ldk) for j < n_keys. x = Q, y = dC (row
- * stride ldx); ds (stride lds) and ad (stride lda) are zero wherever a key is not allowed. Rows
- * before i_first see no key (their ds and ad rows are not read). Under the causal mask query i
- * sees key j only when i >= j - q_offset, so each block starts there (i_start = max(i_first,
- * key_base + j0 - q_offset)), and a row i read for keys j0..j0+3 has jend >= j0 + 1: it is read at
- * most 3 keys past its jend (ds and ad have zeros there). */
-static NN_MHA_INLINE void keys_grad(float *dk, float *dv, int64_t ldk, int64_t n_keys, int64_t key_base,
-                                 const float *restrict ds, int64_t lds, const float *restrict ad,
-                                 int64_t lda, const float *restrict x, const float *restrict y,
-                                 int64_t ldx, int64_t i_first, int64_t n_q, int causal,
-                                 int64_t q_offset, int64_t w) {
-  for (int64_t j0 = 0; j0 < n_keys; j0 += 4) {
-    int64_t i0 = causal ? key_base + j0 - q_offset : 0;
-    i0 = i0 < i_first ? i_first : (i0 > n_q ? n_q : i0);
-    float k0[NN_MHA_DB] = {0}, k1[NN_MHA_DB] = {0}, k2[NN_MHA_DB] = {0}, k3[NN_MHA_DB] = {0};
-    float v0[NN_MHA_DB] = {0}, v1[NN_MHA_DB] = {0}, v2[NN_MHA_DB] = {0}, v3[NN_MHA_DB] = {0};
-    if (w == NN_MHA_DB) {
-      for (int64_t i = i0; i < n_q; i++) {
-        const float *xi = x + i * ldx, *yi = y + i * ldx;
-        const float *si = ds + i * lds + j0, *ai = ad + i * lda + j0;
-        const float s0 = si[0], s1 = si[1], s2 = si[2], s3 = si[3];
-        const float a0 = ai[0], a1 = ai[1], a2 = ai[2], a3 = ai[3];
-        NN_MHA_UNROLL
-        for (int l = 0; l < NN_MHA_DB; l++) {
-          k0[l] += s0 * xi[l];
-          k1[l] += s1 * xi[l];
-          k2[l] += s2 * xi[l];
-          k3[l] += s3 * xi[l];
-          v0[l] += a0 * yi[l];
-          v1[l] += a1 * yi[l];
-          v2[l] += a2 * yi[l];
-          v3[l] += a3 * yi[l];
-        }
-      }
-    } else {
-      for (int64_t i = i0; i < n_q; i++) {
-        const float *xi = x + i * ldx, *yi = y + i * ldx;
-        const float *si = ds + i * lds + j0, *ai = ad + i * lda + j0;
-        for (int64_t l = 0; l < w; l++) {
-          k0[l] += si[0] * xi[l];
-          k1[l] += si[1] * xi[l];
-          k2[l] += si[2] * xi[l];
-          k3[l] += si[3] * xi[l];
-          v0[l] += ai[0] * yi[l];
-          v1[l] += ai[1] * yi[l];
-          v2[l] += ai[2] * yi[l];
-          v3[l] += ai[3] * yi[l];
-        }
-      }
-    }
-    const int nk = (int)(n_keys - j0 < 4 ? n_keys - j0 : 4);
-    float *dkj = dk + j0 * ldk, *dvj = dv + j0 * ldk;
-    put_rows(dkj, dkj + ldk, dkj + 2 * ldk, dkj + 3 * ldk, k0, k1, k2, k3, nk, w);
-    put_rows(dvj, dvj + ldk, dvj + 2 * ldk, dvj + 3 * ldk, v0, v1, v2, v3, nk, w);
-  }
-}
+/* Accumulator rows (8 lanes) are padded to 9 so that the basic-block vectoriser packs each row on
+ * its own: with the rows adjacent it packed two rows into 16 lanes whose products need different
+ * scalars, and multiplied lane by lane. */
+#define NN_MHA_RL (NN_MHA_SB + 1)
 
 /* Branch-free selections on bit patterns: GCC keeps "c ? x : y" on floats as a branch under the
  * default -ftrapping-math, and a branch stops the vectoriser. */
@@ -724,6 +625,11 @@ static NN_MHA_INLINE float pick(int c, float x, float y) { /* c ? x : y */
   return x;
 }
 
+/* all ones when key j0 + l is below jend */
+static NN_MHA_INLINE uint32_t below(int64_t j0, int l, int64_t jend) {
+  return 0u - (uint32_t)((int32_t)j0 + l < (int32_t)jend);
+}
+
 /* Horizontal max / sum of NN_MHA_SB lanes by halving, so each step is a vector operation (a
  * scalar loop over the lanes stalls on store forwarding; rows are short, so it showed). The
  * lanes are clobbered. */
@@ -739,196 +645,386 @@ static NN_MHA_INLINE float lanes_sum(float *v) {
   return v[0] + v[1];
 }
 
-/* Masked exponentials of the first n_rows rows of a block of score rows s (stride lds, n a
- * multiple of NN_MHA_KB wide): key j of row r is allowed when allow[j] is all ones and
- * j < jend[r]; s[r][j] becomes exp(s[r][j] - max_r) where allowed and exactly 0 elsewhere (up to
- * n). inv[r] = 1 / sum_j s[r][j], or 0 for a row without an allowed key (zero attention). */
-static NN_MHA_INLINE void softmax_exp_rows(float *restrict s, int64_t lds, int n_rows,
-                                        const uint32_t *restrict allow, const int64_t *jend,
-                                        int64_t n, float *inv) {
-  /* Two phases over the rows (maxima, then exponentials): the rows are independent, so the
-   * processor overlaps one row's latency-bound exp chain with the next row's. */
-  float m[NN_MHA_R];
-  for (int r = 0; r < n_rows; r++) {
-    const float *sr = s + r * lds;
-    const int32_t je = (int32_t)jend[r];
-    const int64_t nr = (jend[r] + NN_MHA_SB - 1) / NN_MHA_SB * NN_MHA_SB; /* <= n */
-    float mx[NN_MHA_SB];
-    for (int l = 0; l < NN_MHA_SB; l++) mx[l] = -INFINITY;
-    for (int64_t j0 = 0; j0 < nr; j0 += NN_MHA_SB)
-      for (int l = 0; l < NN_MHA_SB; l++) {
-        uint32_t ok = allow[j0 + l] & (0u - (uint32_t)((int32_t)j0 + l < je));
-        float v = pick(ok != 0, sr[j0 + l], -INFINITY);
-        mx[l] = pick(v > mx[l], v, mx[l]);
-      }
-    /* with no allowed key m = -inf, every exp argument clamps to 0 and is masked away */
-    m[r] = lanes_max(mx);
+/* The kernels of a block of R <= NN_MHA_R query rows over the 8-key chunks c < nc of the keys
+ * from kb (nc: the block's last causal key rounded up to NN_MHA_SB, over NN_MHA_SB; keys past
+ * it are never read). Every element's sum runs in the same order whatever R is (a block's extra
+ * keys contribute exact zeros), which is the row independence of the file comment. */
+
+/* acc[r][l] = sum_{d<k} a_r[d] * bt[d][l] for r < R, l < NN_MHA_SB, in d order from +0 (bt (k, ldb):
+ * K^T or V^T from a chunk's first key). */
+static NN_MHA_INLINE void chunk_product(const int R, float acc[][NN_MHA_RL], const float *const *a,
+                                        const float *restrict bt, int64_t ldb, int64_t k) {
+  NN_MHA_UNROLL
+  for (int r = 0; r < R; r++)
+    for (int l = 0; l < NN_MHA_SB; l++) acc[r][l] = 0.0f;
+  for (int64_t d = 0; d < k; d++) {
+    const float *b = bt + d * ldb;
+    NN_MHA_UNROLL
+    for (int r = 0; r < R; r++) {
+      const float ad = a[r][d];
+      NN_MHA_UNROLL
+      for (int l = 0; l < NN_MHA_SB; l++) acc[r][l] += ad * b[l];
+    }
   }
-  for (int r = 0; r < n_rows; r++) {
-    float *sr = s + r * lds;
-    const int32_t je = (int32_t)jend[r];
-    const int64_t nr = (jend[r] + NN_MHA_SB - 1) / NN_MHA_SB * NN_MHA_SB;
-    const float mr = m[r];
-    float sum[NN_MHA_SB] = {0};
-    for (int64_t j0 = 0; j0 < nr; j0 += NN_MHA_SB)
+}
+
+/* Scores s[r][j] = scale * sum_{d<dh} q_r[d] kt[d][j] for j < 8 nc (s rows of stride lds) and
+ * m[r] = the exact maximum of the allowed ones (-inf if none): a maximum does not depend on the
+ * order it is taken in, so taking it here from the fresh scores gives what a pass over the row
+ * gave. Key j of row r is allowed when allow[j] is all ones and j < jend[r]; the chunks in
+ * [c_lo, c_hi) are allowed for every row of the block (no padding, below the first row's causal
+ * end), so only the others look at the masks. */
+static NN_MHA_INLINE void scores_max(const int R, float *restrict s, int64_t lds,
+                                     const float *const *q, const float *restrict kt, int64_t ldk,
+                                     int64_t dh, int64_t nc, int64_t c_lo, int64_t c_hi,
+                                     const uint32_t *restrict allow, const int64_t *jend,
+                                     float scale, float *m) {
+  float mx[NN_MHA_R][NN_MHA_RL];
+  for (int r = 0; r < R; r++)
+    for (int l = 0; l < NN_MHA_SB; l++) mx[r][l] = -INFINITY;
+  for (int64_t c = 0; c < nc; c++) {
+    const int64_t j0 = c * NN_MHA_SB;
+    float acc[NN_MHA_R][NN_MHA_RL];
+    chunk_product(R, acc, q, kt + j0, ldk, dh);
+    const uint32_t all = c < c_lo || c >= c_hi ? 0u : UINT32_MAX; /* inside: no masks */
+    for (int r = 0; r < R; r++)
       for (int l = 0; l < NN_MHA_SB; l++) {
-        uint32_t ok = allow[j0 + l] & (0u - (uint32_t)((int32_t)j0 + l < je));
-        float e = select_bits(nn_exp_nonpos(select_bits(sr[j0 + l] - mr, ok)), ok);
-        sr[j0 + l] = e;
-        sum[l] += e;
+        const float v = scale * acc[r][l];
+        s[r * lds + j0 + l] = v;
+        const float vm = pick(((allow[j0 + l] & below(j0, l, jend[r])) | all) != 0, v, -INFINITY);
+        mx[r][l] = pick(vm > mx[r][l], vm, mx[r][l]);
       }
-    for (int64_t j0 = nr; j0 < n; j0 += NN_MHA_SB)
-      for (int l = 0; l < NN_MHA_SB; l++) sr[j0 + l] = 0.0f;
-    const float total = lanes_sum(sum);
+  }
+  for (int r = 0; r < R; r++) m[r] = lanes_max(mx[r]);
+}
+
+/* out[r][j] = sum_{d<k} a_r[d] * bt[d][j] for j < 8 nc: dA' = dC V^T (a = dC rows, bt = V^T). */
+static NN_MHA_INLINE void rows_times_chunks(const int R, float *restrict out, int64_t ldo,
+                                            const float *const *a, const float *restrict bt,
+                                            int64_t ldb, int64_t k, int64_t nc) {
+  for (int64_t c = 0; c < nc; c++) {
+    const int64_t j0 = c * NN_MHA_SB;
+    float acc[NN_MHA_R][NN_MHA_RL];
+    chunk_product(R, acc, a, bt + j0, ldb, k);
+    for (int r = 0; r < R; r++) memcpy(out + r * ldo + j0, acc[r], NN_MHA_SB * sizeof(float));
+  }
+}
+
+/* s[r][j] becomes exp(s[r][j] - m[r]) where allowed and exactly 0 elsewhere (j < 8 nc; masks as
+ * in scores_max); inv[r] = 1 / sum_j s[r][j] (in NN_MHA_SB lanes over the chunks in order, then
+ * folded), or 0 for a row without an allowed key (zero attention: m = -inf, every exp argument
+ * is masked to 0 and its result away). The chunks past a row's causal end add +0 to its lanes,
+ * which leaves them as they are (lanes are never -0). */
+static NN_MHA_INLINE void softmax_exp_block(const int R, float *restrict s, int64_t lds, int64_t nc,
+                                            int64_t c_lo, int64_t c_hi,
+                                            const uint32_t *restrict allow, const int64_t *jend,
+                                            const float *m, float *inv) {
+  float sum[NN_MHA_R][NN_MHA_RL] = {{0}};
+  for (int64_t c = 0; c < nc; c++) {
+    const int64_t j0 = c * NN_MHA_SB;
+    const uint32_t all = c < c_lo || c >= c_hi ? 0u : UINT32_MAX; /* inside: no masks */
+    for (int r = 0; r < R; r++) {
+      float *sr = s + r * lds + j0;
+      for (int l = 0; l < NN_MHA_SB; l++) {
+        const uint32_t ok = (allow[j0 + l] & below(j0, l, jend[r])) | all;
+        const float e = select_bits(nn_exp_nonpos(select_bits(sr[l] - m[r], ok)), ok);
+        sr[l] = e;
+        sum[r][l] += e;
+      }
+    }
+  }
+  for (int r = 0; r < R; r++) {
+    const float total = lanes_sum(sum[r]);
     inv[r] = total > 0.0f ? 1.0f / total : 0.0f;
   }
 }
 
-/* Normalises the exponentials e[0..w) of one row (zero from jend on; w = jend rounded up to
- * NN_MHA_SB) into the weights a = e * inv, written to the compact cache row acomp[0..w), and
- * leaves in e what the context product uses: a, or with dropout (keep: the row's bytes, 0 or 1
- * for j < jend) a' = a * drop_scale where kept. The keep bytes are read for j < w without
- * looking at jend: a is exactly +0 there, which any selection leaves +0 (so the bytes there, the
- * next row's or never written, do not matter). */
-static NN_MHA_INLINE void finish_row(float *restrict e, float *restrict acomp,
-                                  const uint8_t *restrict keep, int64_t w,
-                                  float inv, float drop_scale) {
-  if (!keep) {
-    for (int64_t j = 0; j < w; j += NN_MHA_SB)
-      for (int l = 0; l < NN_MHA_SB; l++) {
-        const float a = e[j + l] * inv;
-        acomp[j + l] = a;
-        e[j + l] = a;
-      }
-    return;
-  }
-  for (int64_t j = 0; j < w; j += NN_MHA_SB)
-    for (int l = 0; l < NN_MHA_SB; l++) {
-      const float a = e[j + l] * inv;
-      acomp[j + l] = a;
-      e[j + l] = select_bits(a * drop_scale, 0u - (uint32_t)keep[j + l]);
+/* Normalises the exponentials e (rows of stride lde, j < 8 nc) into the weights a = e * inv[r],
+ * written to the compact cache rows acomp (stride ldw), and leaves in e what the context product
+ * uses: a, or with dropout (keep: the rows' bytes, stride ldk, 0 or 1 for allowed keys)
+ * a' = a * drop_scale where kept. The keep bytes are read for every j < 8 nc without looking at
+ * the masks: a is exactly +0 where a key is not allowed, which any selection leaves +0 (so the
+ * bytes there, the next row's or never written, do not matter). */
+static NN_MHA_INLINE void finish_block(const int R, float *restrict e, int64_t lde,
+                                       float *restrict acomp, int64_t ldw,
+                                       const uint8_t *restrict keep, int64_t ldk, int64_t nc,
+                                       const float *inv, float drop_scale) {
+  for (int64_t c = 0; c < nc; c++) {
+    const int64_t j0 = c * NN_MHA_SB;
+    for (int r = 0; r < R; r++) {
+      float *er = e + r * lde + j0, *ar = acomp + r * ldw + j0;
+      if (!keep)
+        for (int l = 0; l < NN_MHA_SB; l++) {
+          const float a = er[l] * inv[r];
+          ar[l] = a;
+          er[l] = a;
+        }
+      else
+        for (int l = 0; l < NN_MHA_SB; l++) {
+          const float a = er[l] * inv[r];
+          ar[l] = a;
+          er[l] = select_bits(a * drop_scale, 0u - (uint32_t)keep[r * ldk + j0 + l]);
+        }
     }
+  }
 }
 
-/* One row of the score gradient. With a the cached weights (zero where a key is not allowed; read
- * for j < w = jend rounded up to NN_MHA_SB) and g the dA' row, the weights after dropout are
- *   ad_j = a_j * drop_scale where kept (keep != NULL; written to adp[0..w); bytes from jend on
- *   are read but select nothing, as in finish_row), or a itself (adp is not written),
- * and ds_j = scale * (ad_j g_j - a_j sum_k ad_k g_k) for j < jend, and 0 for jend <= j < jend + 4
- * (within width): the dQ and dK products read a block's keys up to 3 past a row's jend (see
- * keys_grad), never further. */
-static NN_MHA_INLINE void score_grad_row(float *restrict ds, float *restrict adp, const float *restrict g,
-                                      const float *restrict a, const uint8_t *restrict keep,
-                                      int64_t jend, int64_t w, int64_t width, float scale,
-                                      float drop_scale) {
+/* o_r[0..w) = sum_{j<k} p[r][j] * v[j][0..w) for r < R, p (R, ldp), v (k, ldv), o rows of stride
+ * ldo: the context (p = A', v = V) and dQ (p = dS, v = K). w <= NN_MHA_DB; the full width is the
+ * vectorised case. */
+static NN_MHA_INLINE void block_times_rows(const int R, float *o, int64_t ldo,
+                                           const float *restrict p, int64_t ldp,
+                                           const float *restrict v, int64_t ldv, int64_t k,
+                                           int64_t w) {
+  float c[NN_MHA_R][NN_MHA_RL] = {{0}};
+  if (w == NN_MHA_DB) {
+    for (int64_t j = 0; j < k; j++) {
+      const float *vj = v + j * ldv;
+      NN_MHA_UNROLL
+      for (int r = 0; r < R; r++) {
+        const float pj = p[r * ldp + j];
+        NN_MHA_UNROLL
+        for (int l = 0; l < NN_MHA_DB; l++) c[r][l] += pj * vj[l];
+      }
+    }
+    NN_MHA_UNROLL
+    for (int r = 0; r < R; r++) memcpy(o + r * ldo, c[r], NN_MHA_DB * sizeof(float));
+    return;
+  }
+  for (int64_t j = 0; j < k; j++) {
+    const float *vj = v + j * ldv;
+    for (int r = 0; r < R; r++) {
+      const float pj = p[r * ldp + j];
+      for (int64_t l = 0; l < w; l++) c[r][l] += pj * vj[l];
+    }
+  }
+  for (int r = 0; r < R; r++) memcpy(o + r * ldo, c[r], (size_t)w * sizeof(float));
+}
+
+/* One row of the score gradient. With a the cached weights (zero where a key is not allowed;
+ * read for j < 8 nc) and g the dA' row, the weights after dropout are
+ *   ad_j = a_j * drop_scale where kept (keep != NULL; written to adp[0..8 nc); bytes past jend
+ *   are read but select nothing, as in finish_block), or a itself (adp is not written),
+ * and ds_j = scale * (ad_j g_j - a_j sum_k ad_k g_k) for j < jend, exactly 0 for
+ * jend <= j < 8 nc (the dQ and dK products read a row's keys up to its block's last key and up
+ * to 3 past its jend, never further). The sum runs in NN_MHA_SB lanes over the whole chunks,
+ * folded, then key by key over the last jend % 8 (its other lanes add +0, which leaves a sum
+ * that is never -0 as it is). */
+static NN_MHA_INLINE void score_grad_row(float *restrict ds, float *restrict adp,
+                                         const float *restrict g, const float *restrict a,
+                                         const uint8_t *restrict keep, int64_t jend, int64_t nc,
+                                         float scale, float drop_scale) {
   const float *ad = a;
   if (keep) {
-    for (int64_t j = 0; j < w; j += NN_MHA_SB)
+    for (int64_t j = 0; j < nc * NN_MHA_SB; j += NN_MHA_SB)
       for (int l = 0; l < NN_MHA_SB; l++)
         adp[j + l] = select_bits(a[j + l] * drop_scale, 0u - (uint32_t)keep[j + l]);
     ad = adp;
   }
+  const int64_t nfull = jend / NN_MHA_SB * NN_MHA_SB;
   float acc[NN_MHA_SB] = {0};
-  int64_t j = 0;
-  for (; j + NN_MHA_SB <= jend; j += NN_MHA_SB)
+  for (int64_t j = 0; j < nfull; j += NN_MHA_SB)
     for (int l = 0; l < NN_MHA_SB; l++) acc[l] += ad[j + l] * g[j + l];
   float dsum = lanes_sum(acc);
-  for (; j < jend; j++) dsum += ad[j] * g[j];
-  for (j = 0; j + NN_MHA_SB <= jend; j += NN_MHA_SB)
+  if (nfull < jend) {
+    float t[NN_MHA_SB];
+    for (int l = 0; l < NN_MHA_SB; l++)
+      t[l] = select_bits(ad[nfull + l] * g[nfull + l], below(nfull, l, jend));
+    for (int l = 0; l < NN_MHA_SB; l++) dsum += t[l];
+  }
+  int64_t j = 0;
+  for (; j < nfull; j += NN_MHA_SB)
     for (int l = 0; l < NN_MHA_SB; l++) ds[j + l] = (ad[j + l] * g[j + l] - a[j + l] * dsum) * scale;
-  for (; j < jend; j++) ds[j] = (ad[j] * g[j] - a[j] * dsum) * scale;
-  for (int l = 0; l < 4; l++)
-    if (jend + l < width) ds[jend + l] = 0.0f;
+  for (; j < nc * NN_MHA_SB; j += NN_MHA_SB)
+    for (int l = 0; l < NN_MHA_SB; l++)
+      ds[j + l] = select_bits((ad[j + l] * g[j + l] - a[j + l] * dsum) * scale, below(j, l, jend));
+}
+
+/* dK = dS^T X and dV = A'^T Y for one head, per block of 4 keys: for keys j0..j0+3 (relative to
+ * the head's first key block; key_base is that block's absolute index),
+ *   dk_r[0..w) = sum_{i in [i_start(j0), n_q)} ds[i][j0+r] * x[i][0..w),
+ *   dv_r[0..w) = sum_i ad[i][j0+r] * y[i][0..w),
+ * stored (not accumulated) to dk, dv rows j (stride ldk) for j < n_keys. x = Q, y = dC (row
+ * stride ldx); ds (stride lds) and ad (stride lda) are zero wherever a key is not allowed. Rows
+ * before i_first see no key (their ds and ad rows are not read). Under the causal mask query i
+ * sees key j only when i >= j - q_offset, so each block starts there (i_start = max(i_first,
+ * key_base + j0 - q_offset)), and a row i read for keys j0..j0+3 has jend >= j0 + 1: it is read at
+ * most 3 keys past its jend, within jend rounded up to 4 (ds and ad have zeros there). */
+static NN_MHA_INLINE void keys_grad(float *dk, float *dv, int64_t ldk, int64_t n_keys, int64_t key_base,
+                                 const float *restrict ds, int64_t lds, const float *restrict ad,
+                                 int64_t lda, const float *restrict x, const float *restrict y,
+                                 int64_t ldx, int64_t i_first, int64_t n_q, int causal,
+                                 int64_t q_offset, int64_t w) {
+  for (int64_t j0 = 0; j0 < n_keys; j0 += NN_MHA_KG) {
+    int64_t i0 = causal ? key_base + j0 - q_offset : 0;
+    i0 = i0 < i_first ? i_first : (i0 > n_q ? n_q : i0);
+    float kk[NN_MHA_KG][NN_MHA_RL] = {{0}}, vv[NN_MHA_KG][NN_MHA_RL] = {{0}};
+    if (w == NN_MHA_DB)
+      for (int64_t i = i0; i < n_q; i++) {
+        const float *xi = x + i * ldx, *yi = y + i * ldx;
+        const float *si = ds + i * lds + j0, *ai = ad + i * lda + j0;
+        NN_MHA_UNROLL
+        for (int r = 0; r < NN_MHA_KG; r++) {
+          const float s = si[r], a = ai[r];
+          NN_MHA_UNROLL
+          for (int l = 0; l < NN_MHA_DB; l++) {
+            kk[r][l] += s * xi[l];
+            vv[r][l] += a * yi[l];
+          }
+        }
+      }
+    else
+      for (int64_t i = i0; i < n_q; i++) {
+        const float *xi = x + i * ldx, *yi = y + i * ldx;
+        const float *si = ds + i * lds + j0, *ai = ad + i * lda + j0;
+        for (int r = 0; r < NN_MHA_KG; r++)
+          for (int64_t l = 0; l < w; l++) {
+            kk[r][l] += si[r] * xi[l];
+            vv[r][l] += ai[r] * yi[l];
+          }
+      }
+    const int nk = (int)(n_keys - j0 < NN_MHA_KG ? n_keys - j0 : NN_MHA_KG);
+    for (int r = 0; r < nk; r++) {
+      memcpy(dk + (j0 + r) * ldk, kk[r], (size_t)w * sizeof(float));
+      memcpy(dv + (j0 + r) * ldk, vv[r], (size_t)w * sizeof(float));
+    }
+  }
 }
 #endif /* NN_MHA_VEC */
 
 /* ------------------------------------------------------------------------------------------- */
-/* One (batch row, head): the kernels above inlined into one function per instruction set. */
+/* One (batch row, head): the kernels above inlined into one function per instruction set. The
+ * kept queries [i_first, nq) of a head go in blocks of NN_MHA_R = 8 rows, the remainder in
+ * blocks of 4, 2 and 1 (the block functions take their row count R as a constant, so each size
+ * is its own unrolled code). Under the causal mask the 8 rows of a block whose first row sees
+ * 8 m + 1 keys from kb (the packed layout: kb is the first unpadded key) all need the same
+ * chunks, and 8 rows are 8 independent sums for each product's additions to overlap. The
+ * forward and the backward cut the rows into the same blocks, so the backward reads a row's
+ * compact weights exactly over the chunks the forward wrote (its block's). */
 
-/* The row block from kept query i0 of a head: returns its row count n_rows (NN_MHA_R, or what is
- * left), sets *jmax to the keys its last row sees (from kb) and x_rows to the block's rows of x
- * (row stride ldx), the last one repeated to fill a short block (rows past n_rows are computed
- * but not stored). */
-static NN_MHA_INLINE int row_block(const float *x_rows[NN_MHA_R], int64_t *jmax, const float *x,
-                                   int64_t ldx, int64_t i0, const mha_rows *r,
-                                   const nn_mha_mask *mask, int64_t Tk) {
-  const int n_rows = (int)(r->nq - i0 < NN_MHA_R ? r->nq - i0 : NN_MHA_R);
-  *jmax = key_end(mask, r->qd + i0 + n_rows - 1, Tk) - r->kb;
-  for (int k = 0; k < NN_MHA_R; k++) x_rows[k] = x + (i0 + (k < n_rows ? k : n_rows - 1)) * ldx;
-  return n_rows;
+/* The rows of the block from kept query i0: x rows (stride ldx), their causal ends from kb. */
+static NN_MHA_INLINE void block_rows(const int R, const float **x_rows, int64_t *jend,
+                                     const float *x, int64_t ldx, int64_t i0, const mha_rows *r,
+                                     const nn_mha_mask *mask, int64_t Tk) {
+  for (int k = 0; k < R; k++) {
+    x_rows[k] = x + (i0 + k) * ldx;
+    jend[k] = key_end(mask, r->qd + i0 + k, Tk) - r->kb;
+  }
+}
+
+/* The forward of a block of R rows from kept query i0 (see head_forward). */
+static NN_MHA_INLINE void block_forward(const int R, float *ctx, const float *qh, int64_t ldq,
+                                        int64_t i0, const float *kt, int64_t tkp, const float *vh,
+                                        int64_t ldv, float *panel, const uint32_t *allow,
+                                        int64_t c_lo, float *acomp, int64_t ldw,
+                                        const uint8_t *keep, int64_t ldk,
+                                        const nn_mha_mask *mask, const mha_rows *r, int64_t dh,
+                                        float scale, float drop_scale) {
+  const float *q[NN_MHA_R];
+  int64_t jend[NN_MHA_R];
+  float m[NN_MHA_R], inv[NN_MHA_R];
+  block_rows(R, q, jend, qh, ldq, i0, r, mask, ldk);
+  const int64_t jmax = jend[R - 1];              /* the block's last row sees the most keys */
+  const int64_t nc = round_sb(jmax) / NN_MHA_SB;
+  const int64_t c_hi = jend[0] / NN_MHA_SB;      /* whole chunks its first row sees */
+  scores_max(R, panel, tkp, q, kt, tkp, dh, nc, c_lo, c_hi, allow, jend, scale, m);
+  softmax_exp_block(R, panel, tkp, nc, c_lo, c_hi, allow, jend, m, inv);
+  finish_block(R, panel, tkp, acomp + i0 * ldw, ldw, keep ? keep + i0 * ldk : NULL, ldk, nc, inv,
+               drop_scale);
+  for (int64_t d0 = 0; d0 < dh; d0 += NN_MHA_DB) {
+    const int64_t w = dh - d0 < NN_MHA_DB ? dh - d0 : NN_MHA_DB;
+    block_times_rows(R, ctx + i0 * ldq + d0, ldq, panel, tkp, vh + d0, ldv, jmax, w);
+  }
 }
 
 /* Forward of the kept queries [i_first, nq) of one head: scores against kt (the head's keys from
  * kb, transposed), masked softmax, the compact weights (acomp rows, stride ldw) and dropout (keep:
  * the head's bytes from key kb on, row stride ldk, or NULL), context into ctx (row stride ldq,
- * like q). */
+ * like q). panel: (NN_MHA_R, tkp) work rows; c_lo: the 8-key chunks before it may hold padding
+ * (allow: the allowed keys from kb). */
 NN_MHA_HOT static void head_forward(float *ctx, const float *qh, int64_t ldq, const float *kt,
                                     int64_t tkp, const float *vh, int64_t ldv, float *panel,
-                                    const uint32_t *allow, float *acomp, int64_t ldw,
+                                    const uint32_t *allow, int64_t c_lo, float *acomp, int64_t ldw,
                                     const uint8_t *keep, int64_t ldk, const nn_mha_mask *mask,
                                     const mha_rows *r, int64_t dh, float scale, float drop_scale) {
-  const int64_t Tk = ldk;
-  for (int64_t i0 = r->i_first; i0 < r->nq; i0 += NN_MHA_R) {
-    const float *q[NN_MHA_R];
-    int64_t jmax;
-    const int n_rows = row_block(q, &jmax, qh, ldq, i0, r, mask, Tk);
-    const int64_t n = round_kb(jmax);
-    rows_times_panel(panel, tkp, q[0], q[1], q[2], q[3], kt, tkp, dh, n, scale);
-    int64_t jend[NN_MHA_R];
-    float inv[NN_MHA_R];
-    for (int k = 0; k < n_rows; k++) jend[k] = key_end(mask, r->qd + i0 + k, Tk) - r->kb;
-    softmax_exp_rows(panel, tkp, n_rows, allow, jend, n, inv);
-    for (int k = 0; k < n_rows; k++) {
-      const int64_t i = i0 + k;
-      finish_row(panel + k * tkp, acomp + i * ldw, keep ? keep + i * ldk : NULL, round_sb(jend[k]),
-                 inv[k], drop_scale);
-    }
-    float *o = ctx + i0 * ldq;
-    for (int64_t d0 = 0; d0 < dh; d0 += NN_MHA_DB) {
-      const int64_t w = dh - d0 < NN_MHA_DB ? dh - d0 : NN_MHA_DB;
-      panel_times_rows(o + d0, o + ldq + d0, o + 2 * ldq + d0, o + 3 * ldq + d0, n_rows, panel, tkp,
-                       vh + d0, ldv, jmax, w);
-    }
+  int64_t i0 = r->i_first;
+  for (; i0 + 8 <= r->nq; i0 += 8)
+    block_forward(8, ctx, qh, ldq, i0, kt, tkp, vh, ldv, panel, allow, c_lo, acomp, ldw, keep, ldk,
+                  mask, r, dh, scale, drop_scale);
+  if (i0 + 4 <= r->nq) {
+    block_forward(4, ctx, qh, ldq, i0, kt, tkp, vh, ldv, panel, allow, c_lo, acomp, ldw, keep, ldk,
+                  mask, r, dh, scale, drop_scale);
+    i0 += 4;
+  }
+  if (i0 + 2 <= r->nq) {
+    block_forward(2, ctx, qh, ldq, i0, kt, tkp, vh, ldv, panel, allow, c_lo, acomp, ldw, keep, ldk,
+                  mask, r, dh, scale, drop_scale);
+    i0 += 2;
+  }
+  if (i0 < r->nq)
+    block_forward(1, ctx, qh, ldq, i0, kt, tkp, vh, ldv, panel, allow, c_lo, acomp, ldw, keep, ldk,
+                  mask, r, dh, scale, drop_scale);
+}
+
+/* The backward of a block of R rows from kept query i0 (see head_backward): dA', dS and A'
+ * rows, dQ. */
+static NN_MHA_INLINE void block_backward(const int R, float *dqh, const float *kh, int64_t ldkv,
+                                         const float *dch, int64_t ldq, int64_t i0,
+                                         const float *vt, int64_t tkp, float *ds_panel,
+                                         float *ad_panel, float *g, const float *A, int64_t ldw,
+                                         const uint8_t *keep, int64_t ldk,
+                                         const nn_mha_mask *mask, const mha_rows *r, int64_t dh,
+                                         float scale, float drop_scale) {
+  const float *dc[NN_MHA_R];
+  int64_t jend[NN_MHA_R];
+  block_rows(R, dc, jend, dch, ldq, i0, r, mask, ldk);
+  const int64_t jmax = jend[R - 1], nc = round_sb(jmax) / NN_MHA_SB;
+  /* the next rows' cached weights and keep bytes (written by the forward long ago: not in
+   * cache, and read in short rows the hardware prefetcher does not anticipate) */
+  for (int64_t i = i0 + R; i < i0 + 2 * R && i < r->nq; i++) {
+    const int64_t w = round_sb(key_end(mask, r->qd + i, ldk) - r->kb);
+    for (int64_t j = 0; j < w; j += 16) NN_MHA_PREFETCH(A + i * ldw + j);
+    if (keep) NN_MHA_PREFETCH(keep + i * ldk);
+  }
+  rows_times_chunks(R, g, tkp, dc, vt, tkp, dh, nc); /* dA' = dC V^T */
+  for (int k = 0; k < R; k++) {
+    const int64_t i = i0 + k;
+    score_grad_row(ds_panel + i * tkp, ad_panel + i * tkp, g + k * tkp, A + i * ldw,
+                   keep ? keep + i * ldk : NULL, jend[k], nc, scale, drop_scale);
+  }
+  /* dQ = dS K (written: every (row, head column) once) */
+  for (int64_t d0 = 0; d0 < dh; d0 += NN_MHA_DB) {
+    const int64_t w = dh - d0 < NN_MHA_DB ? dh - d0 : NN_MHA_DB;
+    block_times_rows(R, dqh + i0 * ldq + d0, ldq, ds_panel + i0 * tkp, tkp, kh + d0, ldkv, jmax, w);
   }
 }
 
 /* Backward of one head (the kept queries [i_first, nq), the keys from kb): dQ rows (stride ldq,
- * like q and dC), dK and dV rows from key kb (stride ldkv, like K and V). */
+ * like q and dC), dK and dV rows from key kb (stride ldkv, like K and V). ds_panel and ad_panel:
+ * (nq, tkp) rows of the head, g: (NN_MHA_R, tkp). */
 NN_MHA_HOT static void head_backward(float *dqh, float *dkh, float *dvh, int64_t ldkv,
                                      const float *qh, const float *kh, const float *dch,
                                      int64_t ldq, const float *vt, int64_t tkp, float *ds_panel,
                                      float *ad_panel, float *g, const float *A, int64_t ldw,
                                      const uint8_t *keep, int64_t ldk, const nn_mha_mask *mask,
                                      const mha_rows *r, int64_t dh, float scale, float drop_scale) {
-  const int64_t Tk = ldk;
-  for (int64_t i0 = r->i_first; i0 < r->nq; i0 += NN_MHA_R) {
-    const float *dc[NN_MHA_R];
-    int64_t jmax;
-    const int n_rows = row_block(dc, &jmax, dch, ldq, i0, r, mask, Tk);
-    const int64_t n = round_kb(jmax);
-    /* the next block's cached weights and keep bytes (written by the forward long ago: not in
-     * cache, and read in short rows the hardware prefetcher does not anticipate) */
-    for (int64_t i = i0 + NN_MHA_R; i < i0 + 2 * NN_MHA_R && i < r->nq; i++) {
-      const int64_t w = round_sb(key_end(mask, r->qd + i, Tk) - r->kb);
-      for (int64_t j = 0; j < w; j += 16) NN_MHA_PREFETCH(A + i * ldw + j);
-      if (keep) NN_MHA_PREFETCH(keep + i * ldk);
-    }
-    /* dA' = dC V^T for the block's rows */
-    rows_times_panel(g, tkp, dc[0], dc[1], dc[2], dc[3], vt, tkp, dh, n, 1.0f);
-    for (int k = 0; k < n_rows; k++) {
-      const int64_t i = i0 + k, jend = key_end(mask, r->qd + i, Tk) - r->kb;
-      score_grad_row(ds_panel + i * tkp, ad_panel + i * tkp, g + k * tkp, A + i * ldw,
-                     keep ? keep + i * ldk : NULL, jend, round_sb(jend), tkp, scale, drop_scale);
-    }
-    /* dQ = dS K (written: every (row, head column) once); the dS panel has NN_MHA_R zero rows
-     * after row Tq - 1 for the last block */
-    float *o = dqh + i0 * ldq;
-    for (int64_t d0 = 0; d0 < dh; d0 += NN_MHA_DB) {
-      const int64_t w = dh - d0 < NN_MHA_DB ? dh - d0 : NN_MHA_DB;
-      panel_times_rows(o + d0, o + ldq + d0, o + 2 * ldq + d0, o + 3 * ldq + d0, n_rows,
-                       ds_panel + i0 * tkp, tkp, kh + d0, ldkv, jmax, w);
-    }
+  int64_t i0 = r->i_first;
+  for (; i0 + 8 <= r->nq; i0 += 8)
+    block_backward(8, dqh, kh, ldkv, dch, ldq, i0, vt, tkp, ds_panel, ad_panel, g, A, ldw, keep,
+                   ldk, mask, r, dh, scale, drop_scale);
+  if (i0 + 4 <= r->nq) {
+    block_backward(4, dqh, kh, ldkv, dch, ldq, i0, vt, tkp, ds_panel, ad_panel, g, A, ldw, keep,
+                   ldk, mask, r, dh, scale, drop_scale);
+    i0 += 4;
   }
+  if (i0 + 2 <= r->nq) {
+    block_backward(2, dqh, kh, ldkv, dch, ldq, i0, vt, tkp, ds_panel, ad_panel, g, A, ldw, keep,
+                   ldk, mask, r, dh, scale, drop_scale);
+    i0 += 2;
+  }
+  if (i0 < r->nq)
+    block_backward(1, dqh, kh, ldkv, dch, ldq, i0, vt, tkp, ds_panel, ad_panel, g, A, ldw, keep,
+                   ldk, mask, r, dh, scale, drop_scale);
   /* dK = dS^T Q, dV = A'^T dC over the keys from kb; a key's causal first query is counted in
    * dense query indices (key_base - qd) */
   const float *Ad = keep ? ad_panel : A;
@@ -974,8 +1070,11 @@ static void mha_forward(float *out, float *cache, const float *q_in, const float
     const mha_rows r = rows_of(mask, rows, b, q0, first, s);
     q0 += r.nq;
     /* allowed keys, relative to kb; the block's padding beyond Tk is not allowed */
-    for (int64_t j = 0; j < round_kb(r.nk); j++)
+    int64_t c_lo = 0; /* chunks before c_lo may hold padding */
+    for (int64_t j = 0; j < round_kb(r.nk); j++) {
       in.allow[j] = j < r.nk && !(pad && pad[r.kb + j]) ? UINT32_MAX : 0u;
+      if (j < r.nk && !in.allow[j]) c_lo = j / NN_MHA_SB + 1;
+    }
     for (int64_t hd = 0; hd < H; hd++) {
       const float *kh = c.kv + (r.kv0 + r.kb - r.k0) * 2 * E + hd * dh; /* (nk, dh), stride 2E */
       const float *vh = kh + E;
@@ -995,7 +1094,7 @@ static void mha_forward(float *out, float *cache, const float *q_in, const float
         nn_dropout_mask_rows(keep + c0, Tk, r.nq - r.i_first, len0, mask && mask->causal ? 1 : 0,
                              r.nk, p, key, ctr);
       }
-      head_forward(ctx, qh, E, in.kt, tkp, vh, 2 * E, in.panel, in.allow, in.acomp + row0 * tkw, tkw,
+      head_forward(ctx, qh, E, in.kt, tkp, vh, 2 * E, in.panel, in.allow, c_lo, in.acomp + row0 * tkw, tkw,
                    keep ? keep + r.kb : NULL, Tk, mask, &r, dh, scale, drop_scale);
     }
   }
@@ -1019,16 +1118,15 @@ static void mha_backward(float *dq_in, float *dkv_in, float *dw_in, float *db_in
   float *dq = dctx + round16(B * Tq * E);        /* (B, Tq, E) */
   float *dkv = dq + round16(B * Tq * E);         /* (B, Tk, 2E) */
   float *vt = dkv + round16(B * Tk * 2 * E);     /* (dh, tkp) */
-  float *ds_panel = vt + round16(dh * tkp);      /* (Tq + R, tkp) dS of one head */
-  float *ad_panel = ds_panel + round16((Tq + NN_MHA_R) * tkp); /* (Tq + R, tkp) A' of one head */
-  float *g = ad_panel + round16((Tq + NN_MHA_R) * tkp); /* (R, tkp) dA' of one row block */
+  float *ds_panel = vt + round16(dh * tkp);      /* (Tq, tkp) dS of one head */
+  float *ad_panel = ds_panel + round16(Tq * tkp);  /* (Tq, tkp) A' of one head */
+  float *g = ad_panel + round16(Tq * tkp);          /* (R, tkp) dA' of one row block */
   int64_t n_q_rows = 0, n_kv_rows = rows ? rows[B] : B * Tk;
   for (int64_t b = 0; b < B; b++) n_q_rows += rows_of(mask, rows, b, 0, Tk, s).nq;
 
   /* dctx = dout W_o (overwritten: no memset), dW_o and db_o accumulated */
   nn_gemm(0, 0, n_q_rows, E, E, 1.0f, dout, E, w_o, E, 0.0f, dctx, E);
   nn_linear_backward(NULL, dw_o, db_o, dout, c.ctx, w_o, n_q_rows, E, E);
-  memset(ds_panel + Tq * tkp, 0, (size_t)(NN_MHA_R * tkp) * sizeof(float));
 
   for (int64_t b = 0, q0 = 0; b < B; b++) {
     const mha_rows r = rows_of(mask, rows, b, q0, in.first[b], s);
@@ -1115,9 +1213,10 @@ nn_mha_cache nn_mha_cache_view(float *buf, const nn_mha_shape *s) {
         const float *a = in.acomp + row * tkw; /* key j at a[j - kb] */
         const uint8_t *keep = in.keep + row * Tk;
         for (int64_t j = 0; j < Tk; j++) {
-          const float v = i >= r.i_first && j >= r.kb && j < jend ? a[j - r.kb] : 0.0f;
+          const int seen = i >= r.i_first && j >= r.kb && j < jend; /* computed, keep drawn */
+          const float v = seen ? a[j - r.kb] : 0.0f;
           c.att[row * Tk + j] = v;
-          if (info.p > 0.0f) c.att_drop[row * Tk + j] = j < jend && keep[j] ? v * drop_scale : 0.0f;
+          if (info.p > 0.0f) c.att_drop[row * Tk + j] = seen && keep[j] ? v * drop_scale : 0.0f;
         }
       }
   }
