@@ -53,8 +53,10 @@
  * (x86-64-v4 i.e. AVX-512, AVX2, baseline) by target_clones and picked at load time; the head
  * transposes use AVX2 intrinsics when available. A head width that is not a multiple of
  * NN_MHA_DB takes a plain-loop path for its last columns (tests/test_nn_kernels.c covers both
- * against a double-precision reference). The backward prefetches the next row block's cached
- * weights, which come back from memory in short rows the hardware prefetcher does not foresee.
+ * against a double-precision reference). The forward and the backward prefetch the next row
+ * block's compact weights (the backward also its keep bytes): in training the cache buffer is no
+ * longer in the processor's caches when a layer runs, and its short rows are not what the
+ * hardware prefetcher foresees (without it, the forward's stores waited for their lines).
  *
  * Row independence: every output row is computed by the same operations in the same order
  * whatever the other rows of its block are (a block's extra keys contribute exact zeros), so
@@ -912,6 +914,18 @@ static NN_MHA_INLINE void block_rows(const int R, const float **x_rows, int64_t 
   }
 }
 
+/* Prefetches rows [i_from, i_to) (below nq) of the compact weights a (stride lda) and of the
+ * keep bytes (keep, or NULL), over the keys each row sees (see the file comment). */
+static NN_MHA_INLINE void prefetch_rows(const float *a, int64_t lda, const uint8_t *keep,
+                                        int64_t i_from, int64_t i_to, const mha_rows *r,
+                                        const nn_mha_mask *mask, int64_t Tk) {
+  for (int64_t i = i_from; i < i_to && i < r->nq; i++) {
+    const int64_t w = round_sb(key_end(mask, r->qd + i, Tk) - r->kb);
+    for (int64_t j = 0; j < w; j += 16) NN_MHA_PREFETCH(a + i * lda + j);
+    if (keep) NN_MHA_PREFETCH(keep + i * Tk);
+  }
+}
+
 /* The forward of a block of R rows from kept query i0 (see head_forward). */
 static NN_MHA_INLINE void block_forward(const int R, float *ctx, const float *qh, int64_t ldq,
                                         int64_t i0, const float *kt, int64_t tkp, const float *vh,
@@ -924,6 +938,7 @@ static NN_MHA_INLINE void block_forward(const int R, float *ctx, const float *qh
   int64_t jend[NN_MHA_R];
   float m[NN_MHA_R], inv[NN_MHA_R];
   block_rows(R, q, jend, qh, ldq, i0, r, mask, ldk);
+  prefetch_rows(acomp, ldw, NULL, i0 + R, i0 + 2 * R, r, mask, ldk);
   const int64_t jmax = jend[R - 1];              /* the block's last row sees the most keys */
   const int64_t nc = round_sb(jmax) / NN_MHA_SB;
   const int64_t c_hi = jend[0] / NN_MHA_SB;      /* whole chunks its first row sees */
@@ -948,6 +963,7 @@ NN_MHA_HOT static void head_forward(float *ctx, const float *qh, int64_t ldq, co
                                     const uint8_t *keep, int64_t ldk, const nn_mha_mask *mask,
                                     const mha_rows *r, int64_t dh, float scale, float drop_scale) {
   int64_t i0 = r->i_first;
+  prefetch_rows(acomp, ldw, NULL, i0, i0 + NN_MHA_R, r, mask, ldk); /* the others: a block ahead */
   for (; i0 + 8 <= r->nq; i0 += 8)
     block_forward(8, ctx, qh, ldq, i0, kt, tkp, vh, ldv, panel, allow, c_lo, acomp, ldw, keep, ldk,
                   mask, r, dh, scale, drop_scale);
@@ -979,13 +995,7 @@ static NN_MHA_INLINE void block_backward(const int R, float *dqh, const float *k
   int64_t jend[NN_MHA_R];
   block_rows(R, dc, jend, dch, ldq, i0, r, mask, ldk);
   const int64_t jmax = jend[R - 1], nc = round_sb(jmax) / NN_MHA_SB;
-  /* the next rows' cached weights and keep bytes (written by the forward long ago: not in
-   * cache, and read in short rows the hardware prefetcher does not anticipate) */
-  for (int64_t i = i0 + R; i < i0 + 2 * R && i < r->nq; i++) {
-    const int64_t w = round_sb(key_end(mask, r->qd + i, ldk) - r->kb);
-    for (int64_t j = 0; j < w; j += 16) NN_MHA_PREFETCH(A + i * ldw + j);
-    if (keep) NN_MHA_PREFETCH(keep + i * ldk);
-  }
+  prefetch_rows(A, ldw, keep, i0 + R, i0 + 2 * R, r, mask, ldk); /* the next block's */
   rows_times_chunks(R, g, tkp, dc, vt, tkp, dh, nc); /* dA' = dC V^T */
   for (int k = 0; k < R; k++) {
     const int64_t i = i0 + k;
@@ -1009,6 +1019,7 @@ NN_MHA_HOT static void head_backward(float *dqh, float *dkh, float *dvh, int64_t
                                      const uint8_t *keep, int64_t ldk, const nn_mha_mask *mask,
                                      const mha_rows *r, int64_t dh, float scale, float drop_scale) {
   int64_t i0 = r->i_first;
+  prefetch_rows(A, ldw, keep, i0, i0 + NN_MHA_R, r, mask, ldk); /* the others: a block ahead */
   for (; i0 + 8 <= r->nq; i0 += 8)
     block_backward(8, dqh, kh, ldkv, dch, ldq, i0, vt, tkp, ds_panel, ad_panel, g, A, ldw, keep,
                    ldk, mask, r, dh, scale, drop_scale);
