@@ -54,9 +54,10 @@
  * transposes use AVX2 intrinsics when available. A head width that is not a multiple of
  * NN_MHA_DB takes a plain-loop path for its last columns (tests/test_nn_kernels.c covers both
  * against a double-precision reference). The forward and the backward prefetch the next row
- * block's compact weights (the backward also its keep bytes): in training the cache buffer is no
- * longer in the processor's caches when a layer runs, and its short rows are not what the
- * hardware prefetcher foresees (without it, the forward's stores waited for their lines).
+ * block's compact weights (the backward also its keep bytes, and the next batch row's Q, K|V
+ * rows and the rows of their gradients): in training the cache buffer is no longer in the
+ * processor's caches when a layer runs, and its short rows are not what the hardware prefetcher
+ * foresees (without it, the forward's stores waited for their lines, the backward's loads).
  *
  * Row independence: every output row is computed by the same operations in the same order
  * whatever the other rows of its block are (a block's extra keys contribute exact zeros), so
@@ -1142,7 +1143,21 @@ static void mha_backward(float *dq_in, float *dkv_in, float *dw_in, float *db_in
   for (int64_t b = 0, q0 = 0; b < B; b++) {
     const mha_rows r = rows_of(mask, rows, b, q0, in.first[b], s);
     q0 += r.nq;
+    /* the next batch row's Q and K|V rows (from the cache) and its dQ and dK|dV rows, a share
+     * per head: the first head to touch a row waited for its lines */
+    int64_t n_next[2] = {0, 0}; /* floats of its query rows and of its key rows */
+    const float *next_q = c.q + q0 * E, *next_kv = c.kv;
+    const float *next_dq = dq + q0 * E, *next_dkv = dkv;
+    if (b + 1 < B) {
+      const mha_rows rn = rows_of(mask, rows, b + 1, q0, in.first[b + 1], s);
+      n_next[0] = rn.nq * E, n_next[1] = (Tk - rn.k0) * 2 * E;
+      next_kv = c.kv + rn.kv0 * 2 * E, next_dkv = dkv + rn.kv0 * 2 * E;
+    }
     for (int64_t hd = 0; hd < H; hd++) {
+      for (int64_t o = n_next[0] * hd / H / 16 * 16; o < n_next[0] * (hd + 1) / H; o += 16)
+        NN_MHA_PREFETCH(next_q + o), NN_MHA_PREFETCH(next_dq + o);
+      for (int64_t o = n_next[1] * hd / H / 16 * 16; o < n_next[1] * (hd + 1) / H; o += 16)
+        NN_MHA_PREFETCH(next_kv + o), NN_MHA_PREFETCH(next_dkv + o);
       const float *qh = c.q + r.q0 * E + hd * dh;                        /* (nq, dh), stride E */
       const float *kh = c.kv + (r.kv0 + r.kb - r.k0) * 2 * E + hd * dh; /* (nk, dh), stride 2E */
       const float *vh = kh + E;
