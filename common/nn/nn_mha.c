@@ -34,30 +34,31 @@
  * NN_MHA_SB (keys are addressed from that block, kb; the row sums keep their lanes, so the result
  * is bit for bit the one from key 0), and its queries that see no key (left padding under the
  * causal mask) are neither computed nor drawn dropout for: their context is zero, their gradients
- * zero. The compact cache holds, per query row, the weights from kb up to the causal end (rounded
- * up to NN_MHA_SB; stride Tkw) and, with dropout, the keep bytes (1 byte, where A' took a second
- * float): about a third of the two dense (B, h, Tq, Tk) arrays it replaced, which the backward
- * read back from memory. The dense views are filled on request by nn_mha_cache_view. Dropout
- * bytes are drawn for the causal staircase only (nn_dropout_mask_rows). Packed rows
+ * zero. The compact cache holds, per query row, the weights from kb up to its row block's causal
+ * end (rounded up to NN_MHA_SB; stride Tkw) and, with dropout, the keep bytes (1 byte, where A'
+ * took a second float): about a third of the two dense (B, h, Tq, Tk) arrays it replaced, which the
+ * backward read back from memory. The dense views are filled on request by nn_mha_cache_view.
+ * Dropout bytes are drawn for the causal staircase only (nn_dropout_mask_rows). Packed rows
  * (nn_mha_forward_packed) only move where a batch row's kept keys and queries are.
  *
  * Code generation: with GCC the kernels are written on vector types (NN_MHA_VEC: v8f lanes of
- * NN_MHA_SB keys or NN_MHA_DB head columns); with other
- * compilers (clang lacks __builtin_shuffle), or with -DNN_MHA_NO_VEC, as loops for the
- * auto-vectoriser (fixed-size inner loops, accumulators as local arrays, selections as bit masks
- * since a float "c ? x : y" stays a branch under -ftrapping-math). GCC's auto-vectorised
- * version of the scores split one of the four 16-key accumulators into 1 + 8 + 4 + 2 + 1 lanes.
- * Both versions do the same float operations in the same order per element (sums over keys in
- * NN_MHA_SB lanes folded by halving, then the tail key by key), so they give the same bits. On x86-64
- * with GCC the two per-head functions (the kernels inlined into them) are compiled three times
- * (x86-64-v4 i.e. AVX-512, AVX2, baseline) by target_clones and picked at load time; the head
- * transposes use AVX2 intrinsics when available. A head width that is not a multiple of
- * NN_MHA_DB takes a plain-loop path for its last columns (tests/test_nn_kernels.c covers both
- * against a double-precision reference). The forward and the backward prefetch the next row
- * block's compact weights (the backward also its keep bytes, and the next batch row's Q, K|V
- * rows and the rows of their gradients): in training the cache buffer is no longer in the
- * processor's caches when a layer runs, and its short rows are not what the hardware prefetcher
- * foresees (without it, the forward's stores waited for their lines, the backward's loads).
+ * NN_MHA_SB keys or NN_MHA_DB head columns); with other compilers (clang lacks __builtin_shuffle),
+ * or with -DNN_MHA_NO_VEC, as loops for the auto-vectoriser (fixed-size inner loops, accumulators
+ * as local arrays, selections as bit masks since a float "c ? x : y" stays a branch under
+ * -ftrapping-math). GCC's auto-vectoriser is fragile on these (it once split one of four 16-key
+ * score accumulators into 1 + 8 + 4 + 2 + 1 lanes, and packs two adjacent 8-lane accumulator rows
+ * into 16 lanes that need two multipliers: see NN_MHA_RL), hence the vector types. Both versions do
+ * the same float operations in the same order per element (sums over keys in NN_MHA_SB lanes folded
+ * by halving, then the tail key by key), so they give the same bits. On x86-64 with GCC the two
+ * per-head functions (the kernels inlined into them) are compiled three times (x86-64-v4 i.e.
+ * AVX-512, AVX2, baseline) by target_clones and picked at load time; the head transposes use AVX2
+ * intrinsics when available. A head width that is not a multiple of NN_MHA_DB takes a plain-loop
+ * path for its last columns (tests/test_nn_kernels.c covers both against a double-precision
+ * reference). The forward and the backward prefetch the next row block's compact weights (the
+ * backward also its keep bytes, and the next batch row's Q, K|V rows and the rows of their
+ * gradients): in training the cache buffer is no longer in the processor's caches when a layer
+ * runs, and its short rows are not what the hardware prefetcher foresees (without it, the forward's
+ * stores waited for their lines, the backward's loads).
  *
  * Row independence: every output row is computed by the same operations in the same order
  * whatever the other rows of its block are (a block's extra keys contribute exact zeros), so
