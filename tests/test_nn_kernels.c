@@ -11,7 +11,9 @@
  *   words (element i against half i % 2 of word i / 2) at odd offsets and lengths, and the
  *   threshold round(p 65536) at p near 0 and near 1;
  * - ReLU, dropout apply/backward, the linear bias gradient and LayerNorm against plain scalar
- *   references on lengths around the block sizes, in place and out of place;
+ *   references on lengths around the block sizes, in place and out of place; the dropout forms
+ *   that draw and apply piece by piece (plain and fused with a ReLU) against the whole mask, over
+ *   several pieces from even and odd counters;
  * - multi-head attention against a naive double-precision reference written here (forward,
  *   every gradient, and the cached weights before/after dropout) for head widths 8, 16, 12 and
  *   10 (full blocks and tails), causal masks with query offsets, key padding, Tk a multiple of 16
@@ -197,6 +199,53 @@ static void test_dropout_apply_blocks(void) {
     nn_dropout_backward(d, d, m, n, p);
     for (int64_t i = 0; i < n; i++) TEST_ASSERT(d[i] == g[i] + (m[i] ? g[i] * s : 0.0f));
   }
+}
+
+/* The forms that draw and apply in pieces (nn_dropout_forward, nn_dropout_relu_forward: 1024
+ * elements at a time) against the whole tensor's mask applied by a scalar loop, at lengths around
+ * the vector blocks and across several pieces, from even and odd counters (a piece boundary then
+ * splits a Philox block); the fused ReLU backward against its scalar definition, p = 0 included. */
+static void test_dropout_pieces_and_relu_blocks(void) {
+  enum { N = 3000 };
+  static float x[N], y[N], z[N], g[N], d[N];
+  static uint8_t m[N], whole[N];
+  test_fill_uniform(x, N, -1, 1, 8);
+  test_fill_uniform(g, N, -1, 1, 9);
+  x[5] = NAN, x[6] = NAN;
+  const int64_t lens[6] = {1, 17, 1001, 1024, 1025, 3000};
+  const uint64_t offsets[2] = {16, 13};
+  const float ps[2] = {0.0f, 0.3f};
+  for (int a = 0; a < 2; a++)
+    for (int o = 0; o < 2; o++)
+      for (int l = 0; l < 6; l++) {
+        const int64_t n = lens[l];
+        const float p = ps[a], sc = 1.0f / (1.0f - p);
+        nn_dropout_mask(whole, n, p, 31, offsets[o]);
+        nn_dropout_forward(y, m, x, n, p, 31, offsets[o]);
+        TEST_ASSERT(memcmp(m, whole, (size_t)n) == 0);
+        memcpy(z, x, sizeof z);
+        nn_dropout_forward(z, m, z, n, p, 31, offsets[o]); /* in place */
+        for (int64_t i = 0; i < n; i++) {
+          const float want = whole[i] ? x[i] * sc : 0.0f;
+          TEST_ASSERT(i == 5 || i == 6 ? (isnan(y[i]) && isnan(z[i])) == (whole[i] != 0)
+                                       : y[i] == want && z[i] == want);
+        }
+        memcpy(z, x, sizeof z);
+        nn_dropout_relu_forward(z, n, p, 31, offsets[o]);
+        int n_drop = 0;
+        for (int64_t i = 0; i < n; i++) {
+          const float r = x[i] < 0.0f ? 0.0f : x[i];
+          n_drop += !whole[i];
+          if (i == 5 || i == 6) TEST_ASSERT(whole[i] ? isnan(z[i]) : z[i] == 0.0f); /* NaN not hidden */
+          else TEST_ASSERTF(z[i] == (whole[i] ? r * sc : 0.0f), "n %lld element %lld", (long long)n, (long long)i);
+        }
+        TEST_ASSERT(p > 0.0f || n_drop == 0);
+        if (p > 0.0f && n >= 1000) TEST_ASSERT(n_drop > n / 5 && n_drop < 2 * n / 5);
+        memcpy(d, g, sizeof d);
+        nn_dropout_relu_backward(d, z, n, p);
+        for (int64_t i = 0; i < n; i++) TEST_ASSERT(d[i] == (z[i] > 0.0f ? g[i] * sc : 0.0f));
+        for (int64_t i = n; i < N; i++) TEST_ASSERT(d[i] == g[i]); /* nothing past n written */
+      }
 }
 
 /* Bias gradient (column sums, in chunks of 256 columns) against double sums. */
@@ -600,6 +649,7 @@ int main(void) {
   TEST_RUN(test_dropout_words_every_isa);
   TEST_RUN(test_relu_blocks);
   TEST_RUN(test_dropout_apply_blocks);
+  TEST_RUN(test_dropout_pieces_and_relu_blocks);
   TEST_RUN(test_linear_bias_grad_blocks);
   TEST_RUN(test_layernorm_blocks);
   TEST_RUN(test_attention_vs_naive);

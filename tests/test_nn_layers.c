@@ -617,6 +617,55 @@ static void test_dropout_gradcheck(void) {
   TEST_ASSERT(rejects(&gc, 500));
 }
 
+/* ReLU followed by dropout, fused (nn_dropout_relu_forward / _backward). The backward writes in
+ * place; the test adds its result into dinp so that the checker's "twice doubles" applies. */
+typedef struct relu_dropout_ctx {
+  float p;
+  float inp[DR_N], dinp[DR_N], y[DR_N], dy[DR_N], tmp[DR_N];
+  int broken; /* 1: the backward is told p = 0 (forgets the 1/(1-p) scale) */
+} relu_dropout_ctx;
+
+static void relu_dropout_fwd(void *p) {
+  relu_dropout_ctx *c = p;
+  memcpy(c->y, c->inp, sizeof c->y);
+  nn_dropout_relu_forward(c->y, DR_N, c->p, 77, 3); /* fixed key: same mask each call */
+}
+static void relu_dropout_bwd(void *p) {
+  relu_dropout_ctx *c = p;
+  memcpy(c->tmp, c->dy, sizeof c->tmp);
+  nn_dropout_relu_backward(c->tmp, c->y, DR_N, c->broken ? 0.0f : c->p);
+  for (int i = 0; i < DR_N; i++) c->dinp[i] += c->tmp[i];
+}
+
+static void test_relu_dropout_fused(void) {
+  static relu_dropout_ctx c;
+  memset(&c, 0, sizeof c);
+  c.p = 0.4f;
+  fill_signed(c.inp, DR_N, 0.05f, 1.0f, 15); /* |x| >= 0.05 > eps: no difference crosses the kink */
+  uint8_t m[DR_N];
+  nn_dropout_mask(m, DR_N, c.p, 77, 3);
+  relu_dropout_fwd(&c);
+  int n_pass = 0;
+  for (int i = 0; i < DR_N; i++) {
+    const float r = c.inp[i] < 0.0f ? 0.0f : c.inp[i];
+    TEST_ASSERT(c.y[i] == (m[i] ? r * (1.0f / (1.0f - c.p)) : 0.0f));
+    n_pass += c.y[i] > 0.0f;
+  }
+  TEST_ASSERT(n_pass > 5 && n_pass < DR_N / 2); /* both the ReLU and the mask zero some */
+  /* p = 0 is the plain ReLU. */
+  float r0[DR_N], y0[DR_N];
+  memcpy(r0, c.inp, sizeof r0);
+  nn_dropout_relu_forward(r0, DR_N, 0.0f, 77, 3);
+  nn_relu_forward(y0, c.inp, DR_N);
+  TEST_ASSERT(memcmp(r0, y0, sizeof r0) == 0);
+  gradcheck_case gc = {.ctx = &c, .forward = relu_dropout_fwd, .backward = relu_dropout_bwd, .out = c.y,
+                       .dout = c.dy, .n_out = DR_N};
+  gradcheck_add(&gc, "inp", c.inp, c.dinp, DR_N);
+  TEST_ASSERT(gradcheck_run(&gc, 501, GC_TOL, NULL));
+  c.broken = 1;
+  TEST_ASSERT(rejects(&gc, 501));
+}
+
 /* ---------------------------------------------------------------------------------------------- */
 /* softmax and log-softmax */
 
@@ -768,6 +817,7 @@ int main(void) {
   TEST_RUN(test_dropout_mask_pieces);
   TEST_RUN(test_dropout_apply_and_identity);
   TEST_RUN(test_dropout_gradcheck);
+  TEST_RUN(test_relu_dropout_fused);
   TEST_RUN(test_softmax_matches_naive);
   TEST_RUN(test_softmax_gradcheck);
   TEST_RUN(test_softmax_large_logits);

@@ -4,7 +4,8 @@
  * - layout and torch-like initialisation;
  * - fast vs a naive double-precision reference written here (forward of the full and the last-n_q
  *   layer, every dropout mask re-derived from its documented counter), and the fast backward vs
- *   central differences of the naive forward in double (h = 1e-6);
+ *   central differences of the naive forward in double (h = 1e-6); the forward also at a shape
+ *   whose rows span several of the pieces the masks are drawn in;
  * - the last-n_q output equals the last rows of the full output (dropout on);
  * - central differences with loss <R, out> (float32, eps 1e-2) on x and every parameter, masks and
  *   fixed dropout masks (p = 0.3), full and last-n_q; backward twice doubles;
@@ -350,6 +351,43 @@ static void test_fast_vs_naive_full(void) { check_fast_vs_naive(7, 0.0f); }
 static void test_fast_vs_naive_full_dropout(void) { check_fast_vs_naive(7, 0.3f); }
 static void test_fast_vs_naive_last2_dropout(void) { check_fast_vs_naive(2, 0.3f); }
 
+/* Rows longer than one mask piece (the layer draws its dropout masks 1024 elements at a time):
+ * B = 2, T = 40, E = 32, F = 64, so a batch row's residual masks span 1280 elements and its FFN
+ * hidden mask 2560, from odd counters (offset 12345), so that piece boundaries split Philox
+ * blocks. The forward against the naive reference (every mask re-derived element by element from
+ * its counter); the backward reads the masks the forward stored, which the small-shape gradient
+ * checks above cover. */
+static void test_fast_vs_naive_mask_pieces(void) {
+  const int64_t B = 2, T = 40, E = 32, F = 64;
+  for (int64_t n_q = 33; n_q <= T; n_q += T - 33) {
+    const nn_transformer_shape s = {B, T, n_q, E, F, 2};
+    uint8_t pad[2 * 40] = {0};
+    for (int64_t j = 0; j < 5; j++) pad[T + j] = 1; /* row 1 left-padded by 5 */
+    const nn_mha_mask m = {1, 0, pad};
+    const int64_t n_params = nn_transformer_param_count(E, F), n_out = B * n_q * E;
+    float *x = hsrl_malloc((size_t)(B * T * E) * sizeof(float)), *prm = hsrl_malloc((size_t)n_params * sizeof(float));
+    float *out = hsrl_malloc((size_t)n_out * sizeof(float)), *reff = hsrl_malloc((size_t)n_out * sizeof(float));
+    float *cache = hsrl_malloc((size_t)nn_transformer_cache_floats(&s) * sizeof(float));
+    test_fill_uniform(x, B * T * E, -1.0f, 1.0f, 61);
+    hsrl_rng rng;
+    hsrl_rng_init(&rng, 62, 0);
+    nn_transformer_init(prm, E, F, &rng);
+    const float p = 0.3f;
+    const uint64_t key = 0x5eedu, offset = 12345;
+    nn_transformer_forward(out, cache, x, prm, &m, p, key, offset, &s);
+    double *xd = to_double(x, B * T * E), *pd = to_double(prm, n_params);
+    double *ref = hsrl_malloc((size_t)n_out * sizeof(double));
+    const ref_cfg rc = {s, 1, pad, p, key, offset};
+    ref_layer(ref, xd, pd, &rc);
+    for (int64_t i = 0; i < n_out; i++) reff[i] = (float)ref[i];
+    const double d = test_max_scaled_diff(out, reff, n_out, 1e-6, 1e-5);
+    printf("  n_q=%lld, rows of 1280 and 2560 mask elements: output scaled diff %.3g\n", (long long)n_q, d);
+    TEST_ASSERTF(d <= 1.0, "n_q %lld: output scaled diff %g", (long long)n_q, d);
+    hsrl_free(x), hsrl_free(prm), hsrl_free(out), hsrl_free(reff), hsrl_free(cache);
+    hsrl_free(xd), hsrl_free(pd), hsrl_free(ref);
+  }
+}
+
 static void test_last_nq_equals_full_rows(void) {
   for (int64_t n_q = 1; n_q <= 7; n_q += 3) {
     layer_case full, last;
@@ -613,6 +651,7 @@ int main(void) {
   TEST_RUN(test_fast_vs_naive_full);
   TEST_RUN(test_fast_vs_naive_full_dropout);
   TEST_RUN(test_fast_vs_naive_last2_dropout);
+  TEST_RUN(test_fast_vs_naive_mask_pieces);
   TEST_RUN(test_last_nq_equals_full_rows);
   TEST_RUN(test_gradcheck_full);
   TEST_RUN(test_gradcheck_full_dropout);

@@ -25,13 +25,17 @@
  * the halves in stream order are the buffer's bytes read as uint16, copied out with memcpy; the
  * portable loop extracts them with shifts). Apply and backward are branch-free block loops (see
  * nn_activation.c for why the select is written as a bit mask). p == 0 (and any p with t == 0)
- * draws nothing. */
+ * draws nothing. The forms that draw and apply (nn_dropout_forward, nn_dropout_relu_forward) do
+ * so piece by piece (NN_DROPOUT_PIECE elements), so that the mask bytes are still in L1 when the
+ * apply loop reads them: drawing a whole tensor's mask first and applying it in a second pass
+ * cost more in memory traffic than the Philox bits at the policy's shapes. */
 #include "common/nn/nn_dropout.h"
 
 #include <string.h>
 
 #include "common/hsrl_check.h"
 #include "common/hsrl_rng.h"
+#include "common/nn/nn_activation.h"
 
 #if defined(__SSE2__) && (defined(__x86_64__) || defined(_M_X64))
 #include <emmintrin.h>
@@ -44,6 +48,9 @@
  * 50 x 50 attention head's staircase in one draw, so that few go through the generators' tails. */
 #define NN_DROPOUT_CHUNK 256
 #define NN_DROPOUT_BLOCK 16         /* elements per vectorised block of apply/backward */
+/* Mask elements drawn and applied at a time by the fused forms: a multiple of a Philox block's 8
+ * elements (pieces of a run starting at a multiple of 8 share no block) within one chunk. */
+#define NN_DROPOUT_PIECE 1024
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
 #define NN_DROPOUT_HOT __attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))
@@ -476,12 +483,65 @@ void nn_dropout_apply(float *out, const float *inp, const uint8_t *mask, int64_t
 
 void nn_dropout_forward(float *out, uint8_t *mask, const float *inp, int64_t n, float p, uint64_t key,
                         uint64_t offset) {
-  nn_dropout_mask(mask, n, p, key, offset);
+  HSRL_CHECKF(p >= 0.0f && p < 1.0f, "dropout p = %g", (double)p);
+  HSRL_CHECK(n >= 0);
   if (p == 0.0f) { /* mask all 1, scale 1 */
+    nn_dropout_mask(mask, n, p, key, offset);
     if (out != inp) memmove(out, inp, (size_t)n * sizeof(float));
     return;
   }
-  nn_dropout_apply(out, inp, mask, n, p);
+  const float scale = 1.0f / (1.0f - p);
+  for (int64_t i = 0; i < n; i += NN_DROPOUT_PIECE) {
+    const int64_t m = n - i < NN_DROPOUT_PIECE ? n - i : NN_DROPOUT_PIECE;
+    nn_dropout_mask(mask + i, m, p, key, offset + (uint64_t)i);
+    if (out == inp) apply_inplace(out + i, mask + i, m, scale);
+    else apply_copy(out + i, inp + i, mask + i, m, scale);
+  }
+}
+
+/* x = Drop(ReLU(x)) */
+NN_DROPOUT_HOT static void relu_apply(float *restrict x, const uint8_t *restrict keep, int64_t n,
+                                      float scale) {
+  int64_t i = 0;
+  for (; i + NN_DROPOUT_BLOCK <= n; i += NN_DROPOUT_BLOCK)
+    for (int k = 0; k < NN_DROPOUT_BLOCK; k++) {
+      const float v = x[i + k] < 0.0f ? 0.0f : x[i + k];
+      x[i + k] = nn_dropout_keep_or_zero(v * scale, keep[i + k] != 0);
+    }
+  for (; i < n; i++) {
+    const float v = x[i] < 0.0f ? 0.0f : x[i];
+    x[i] = keep[i] ? v * scale : 0.0f;
+  }
+}
+
+void nn_dropout_relu_forward(float *x, int64_t n, float p, uint64_t key, uint64_t offset) {
+  HSRL_CHECKF(p >= 0.0f && p < 1.0f, "dropout p = %g", (double)p);
+  HSRL_CHECK(n >= 0);
+  if (p == 0.0f) {
+    nn_relu_forward(x, x, n);
+    return;
+  }
+  uint8_t keep[NN_DROPOUT_PIECE];
+  const float scale = 1.0f / (1.0f - p);
+  for (int64_t i = 0; i < n; i += NN_DROPOUT_PIECE) {
+    const int64_t m = n - i < NN_DROPOUT_PIECE ? n - i : NN_DROPOUT_PIECE;
+    nn_dropout_mask(keep, m, p, key, offset + (uint64_t)i);
+    relu_apply(x + i, keep, m, scale);
+  }
+}
+
+NN_DROPOUT_HOT static void relu_backward(float *restrict d, const float *restrict y, int64_t n, float scale) {
+  int64_t i = 0;
+  for (; i + NN_DROPOUT_BLOCK <= n; i += NN_DROPOUT_BLOCK)
+    for (int k = 0; k < NN_DROPOUT_BLOCK; k++)
+      d[i + k] = nn_dropout_keep_or_zero(d[i + k] * scale, y[i + k] > 0.0f);
+  for (; i < n; i++) d[i] = y[i] > 0.0f ? d[i] * scale : 0.0f;
+}
+
+void nn_dropout_relu_backward(float *d, const float *y, int64_t n, float p) {
+  HSRL_CHECKF(p >= 0.0f && p < 1.0f, "dropout p = %g", (double)p);
+  HSRL_CHECK(n >= 0);
+  relu_backward(d, y, n, 1.0f / (1.0f - p));
 }
 
 NN_DROPOUT_HOT static void backward_kernel(float *restrict dinp, const float *restrict dout,

@@ -24,6 +24,16 @@ void nn_dropout_forward(float *out /* (n) */, uint8_t *mask /* (n) */, const flo
 void nn_dropout_backward(float *dinp /* (n) */, const float *dout /* (n) */,
                          const uint8_t *mask /* (n) */, int64_t n, float p);
 
+/* Dropout after a ReLU, fused (the FFN hidden layer of nn_transformer, the hidden layers of
+ * nn_mlp). Forward: x = Drop(ReLU(x)) in place, with the mask nn_dropout_mask(n, p, key, offset)
+ * gives, drawn piece by piece and not kept; ReLU is "x < 0 ? 0 : x" like nn_relu_forward (NaN
+ * stays visible); p == 0 is the plain ReLU. Backward: d = dL/dx from d = dL/dy in place, given the
+ * forward's output y: d / (1-p) where y > 0, +0.0f elsewhere (written, not accumulated). y > 0
+ * exactly where the input was > 0 and the element was kept (a scale 1/(1-p) >= 1 keeps a positive
+ * value positive), so the backward needs no mask. */
+void nn_dropout_relu_forward(float *x /* (n) */, int64_t n, float p, uint64_t key, uint64_t offset);
+void nn_dropout_relu_backward(float *d /* (n) */, const float *y /* (n) */, int64_t n, float p);
+
 /* The leading parts of the rows of an (n_rows, ld) mask, as nn_dropout_mask draws them for the
  * whole matrix: row r gets mask[r*ld + j] (counter offset + r*ld + j) for
  * j < min(len0 + r*step, max_len) (0 if negative), max_len <= ld; the rest is not written. With

@@ -1,26 +1,30 @@
 /* nn_mlp.c: see nn_mlp.h.
  *
  * Cache layout for n rows, per hidden layer l of width h (in this order, in floats):
- *   r (n, h)     Linear output, ReLU applied in place (ReLU backward reads its output)
- *   dd (n, h)    dropout output = LayerNorm input
+ *   a (n, h)     Linear output, then ReLU and dropout in place: Drop(ReLU(.)) = LayerNorm input
  *   y (n, h)     LayerNorm output = next layer's input
  *   mean (n), rstd (n)
- *   mask         n*h bytes, rounded up to whole floats
- * then two scratch buffers of n * max(hidden) floats each for the backward pass's gradients. */
+ * then two scratch buffers of n * max(hidden) floats each for the backward pass's gradients.
+ *
+ * ReLU and dropout are one pass (nn_dropout_relu_forward: the mask drawn piece by piece, not
+ * kept) and so is their backward, which needs only a (> 0 exactly where the Linear output was > 0
+ * and the element kept). The backward writes its gradient buffers instead of zeroing and
+ * accumulating: the LayerNorm input gradient through nn_layernorm_backward_set, the ReLU/dropout
+ * backward in place, the input gradients of all Linears but the first as products with beta = 0
+ * (no zeroing passes). */
 #include "common/nn/nn_mlp.h"
 
 #include <math.h>
 #include <string.h>
 
 #include "common/hsrl_check.h"
-#include "common/nn/nn_activation.h"
 #include "common/nn/nn_dropout.h"
+#include "common/nn/nn_gemm.h"
 #include "common/nn/nn_layernorm.h"
 #include "common/nn/nn_linear.h"
 
 typedef struct mlp_cache_view {
-  float *r, *dd, *y, *mean, *rstd;
-  uint8_t *mask;
+  float *a, *y, *mean, *rstd;
 } mlp_cache_view;
 
 static void check_config(const nn_mlp_config *cfg) {
@@ -30,7 +34,7 @@ static void check_config(const nn_mlp_config *cfg) {
   HSRL_CHECKF(cfg->dropout >= 0.0f && cfg->dropout < 1.0f, "dropout %g", (double)cfg->dropout);
 }
 
-static int64_t layer_cache_floats(int64_t n, int64_t h) { return 3 * n * h + 2 * n + (n * h + 3) / 4; }
+static int64_t layer_cache_floats(int64_t n, int64_t h) { return 2 * n * h + 2 * n; }
 
 static int64_t max_hidden(const nn_mlp_config *cfg) {
   int64_t m = 0;
@@ -44,12 +48,10 @@ static mlp_cache_view cache_at(float *cache, const nn_mlp_config *cfg, int64_t n
   for (int k = 0; k < l; k++) off += layer_cache_floats(n, cfg->hidden[k]);
   int64_t h = cfg->hidden[l];
   mlp_cache_view v;
-  v.r = cache + off;
-  v.dd = v.r + n * h;
-  v.y = v.dd + n * h;
+  v.a = cache + off;
+  v.y = v.a + n * h;
   v.mean = v.y + n * h;
   v.rstd = v.mean + n;
-  v.mask = (uint8_t *)(v.rstd + n);
   return v;
 }
 
@@ -115,11 +117,9 @@ void nn_mlp_forward(float *out, float *cache, const float *params, const float *
     nn_mlp_layer v = nn_mlp_layer_at(cfg, l);
     mlp_cache_view c = cache_at(cache, cfg, n, l);
     int64_t nh = n * v.out_dim;
-    nn_linear_forward(c.r, x, params + v.w, params + v.b, n, v.in_dim, v.out_dim);
-    nn_relu_forward(c.r, c.r, nh);
-    nn_dropout_forward(c.dd, c.mask, c.r, nh, p, hsrl_rng_derive(key, (uint64_t)l),
-                       row_offset * (uint64_t)v.out_dim);
-    nn_layernorm_forward(c.y, c.mean, c.rstd, c.dd, params + v.gamma, params + v.beta, n, v.out_dim);
+    nn_linear_forward(c.a, x, params + v.w, params + v.b, n, v.in_dim, v.out_dim);
+    nn_dropout_relu_forward(c.a, nh, p, hsrl_rng_derive(key, (uint64_t)l), row_offset * (uint64_t)v.out_dim);
+    nn_layernorm_forward(c.y, c.mean, c.rstd, c.a, params + v.gamma, params + v.beta, n, v.out_dim);
     x = c.y;
   }
   nn_mlp_layer f = nn_mlp_layer_at(cfg, cfg->n_hidden);
@@ -134,35 +134,26 @@ void nn_mlp_backward(float *dinp, float *dparams, float *cache, const float *dou
   float *ga = scratch_at(cache, cfg, n, 0), *gb = scratch_at(cache, cfg, n, 1);
   int L = cfg->n_hidden;
 
-  /* Final Linear: its input gradient goes to scratch A (or dinp when there is no hidden layer). */
+  /* Final Linear: its input gradient is written to scratch A (added into dinp when there is no
+   * hidden layer). */
   nn_mlp_layer f = nn_mlp_layer_at(cfg, L);
   const float *x_last = L > 0 ? cache_at(cache, cfg, n, L - 1).y : inp;
-  float *dx = dinp;
-  if (L > 0) {
-    dx = ga;
-    memset(dx, 0, (size_t)(n * f.in_dim) * sizeof(float));
-  }
-  nn_linear_backward(dx, dparams + f.w, dparams + f.b, dout, x_last, params + f.w, n, f.in_dim,
-                     f.out_dim);
+  if (L > 0)
+    nn_gemm(0, 0, n, f.in_dim, f.out_dim, 1.0f, dout, f.out_dim, params + f.w, f.in_dim, 0.0f, ga, f.in_dim);
+  nn_linear_backward(L > 0 ? NULL : dinp, dparams + f.w, dparams + f.b, dout, x_last, params + f.w, n,
+                     f.in_dim, f.out_dim);
 
   /* Invariant at the top of each iteration: ga holds dL/dy_l (n, h_l). */
   for (int l = L - 1; l >= 0; l--) {
     nn_mlp_layer v = nn_mlp_layer_at(cfg, l);
     mlp_cache_view c = cache_at(cache, cfg, n, l);
-    int64_t nh = n * v.out_dim;
-    memset(gb, 0, (size_t)nh * sizeof(float));
-    nn_layernorm_backward(gb, dparams + v.gamma, dparams + v.beta, ga, c.dd, c.mean, c.rstd,
-                          params + v.gamma, n, v.out_dim);
-    memset(ga, 0, (size_t)nh * sizeof(float));
-    nn_dropout_backward(ga, gb, c.mask, nh, p);
-    memset(gb, 0, (size_t)nh * sizeof(float));
-    nn_relu_backward(gb, ga, c.r, nh);
+    nn_layernorm_backward_set(gb, dparams + v.gamma, dparams + v.beta, ga, c.a, c.mean, c.rstd,
+                              params + v.gamma, n, v.out_dim);
+    nn_dropout_relu_backward(gb, c.a, n * v.out_dim, p); /* gb = dL/d(Linear output) */
     const float *x = l > 0 ? cache_at(cache, cfg, n, l - 1).y : inp;
-    float *dxl = dinp;
-    if (l > 0) {
-      dxl = ga;
-      memset(ga, 0, (size_t)(n * v.in_dim) * sizeof(float));
-    }
-    nn_linear_backward(dxl, dparams + v.w, dparams + v.b, gb, x, params + v.w, n, v.in_dim, v.out_dim);
+    if (l > 0)
+      nn_gemm(0, 0, n, v.in_dim, v.out_dim, 1.0f, gb, v.out_dim, params + v.w, v.in_dim, 0.0f, ga, v.in_dim);
+    nn_linear_backward(l > 0 ? NULL : dinp, dparams + v.w, dparams + v.b, gb, x, params + v.w, n,
+                       v.in_dim, v.out_dim);
   }
 }

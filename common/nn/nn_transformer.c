@@ -14,13 +14,18 @@
  * Packed rows (see nn_transformer.h) change only which rows exist: per batch row the query rows
  * are its last min(n_q, n_b) kept rows, gathered and scattered per batch row.
  *
- * Speed: the elementwise steps are fused into single passes (dropout + residual; ReLU + dropout,
- * writing h and hd together; the backward needs only hd, since hd > 0 exactly where h > 0 and
- * the element was kept, the scale 1/(1-p) being >= 1; h serves a backward told p = 0, which
- * treats the layer as dropout-free like the forward it then expects). The backward writes its
- * buffers instead of zeroing and accumulating where it can: dhd = dff W2 is a product with
- * beta = 0, the ReLU/dropout backward overwrites it in place, and dx1 = dr2 + dpre W1
- * accumulates into dr2. With n_q == T the attention's input gradients go straight into dx. */
+ * Speed: the elementwise steps are fused into single passes (dropout + residual; ReLU + dropout).
+ * The dropout masks are drawn in pieces of NN_TR_MASK_CHUNK elements right before the pass that
+ * applies them, so that their bytes are still in L1 when read (the same masks: they are stateless
+ * in the counter). The FFN hidden layer keeps only hd = Drop(ReLU(.)), written in place over the
+ * first linear's output, and no mask (nn_dropout_relu_forward): the backward needs neither
+ * ReLU(.) nor the mask, since hd > 0 exactly where the pre-activation is > 0 and the element was
+ * kept (the scale 1/(1-p) is >= 1). At the policy's shapes the hidden layer is the largest tensor
+ * of the layer (F = 4E); a separate ReLU output, mask and their passes cost more than its Philox
+ * bits. The backward writes its buffers instead of zeroing and accumulating where it can:
+ * dhd = dff W2 is a product with beta = 0, the ReLU/dropout backward overwrites it in place, and
+ * dx1 = dr2 + dpre W1 accumulates into dr2. With n_q == T the attention's input gradients go
+ * straight into dx. */
 #include "common/nn/nn_transformer.h"
 
 #include <math.h>
@@ -126,11 +131,10 @@ typedef struct layer_cache {
   float *r1;      /* (B, n_q, E) xq + Drop(attention) */
   float *mean1, *rstd1; /* (B, n_q) */
   float *x1;      /* (B, n_q, E) LN1 output */
-  float *h;       /* (B, n_q, F) ReLU output */
-  float *hd;      /* (B, n_q, F) Drop(h) (written when p > 0) */
+  float *hd;      /* (B, n_q, F) Drop(ReLU(x1 W1^T + b1)) (ReLU(.) when p == 0) */
   float *r2;      /* (B, n_q, E) x1 + Drop(FFN) */
   float *mean2, *rstd2; /* (B, n_q) */
-  uint8_t *m_attn, *m_hidden, *m_ffn; /* dropout masks (B, n_q, E), (B, n_q, F), (B, n_q, E) */
+  uint8_t *m_attn, *m_ffn; /* dropout masks (B, n_q, E) after attention and after the FFN */
 } layer_cache;
 
 static layer_cache cache_view(float *buf, const nn_transformer_shape *s) {
@@ -144,13 +148,11 @@ static layer_cache cache_view(float *buf, const nn_transformer_shape *s) {
   c.mean1 = o, o += round16(n);
   c.rstd1 = o, o += round16(n);
   c.x1 = o, o += round16(n * E);
-  c.h = o, o += round16(n * F);
   c.hd = o, o += round16(n * F);
   c.r2 = o, o += round16(n * E);
   c.mean2 = o, o += round16(n);
   c.rstd2 = o, o += round16(n);
   c.m_attn = (uint8_t *)o, o += bytes_as_floats(n * E);
-  c.m_hidden = (uint8_t *)o, o += bytes_as_floats(n * F);
   c.m_ffn = (uint8_t *)o, o += bytes_as_floats(n * E);
   return c;
 }
@@ -159,8 +161,8 @@ int64_t nn_transformer_cache_floats(const nn_transformer_shape *s) {
   check_shape(s);
   nn_mha_shape ms = mha_shape_of(s);
   int64_t n = s->B * s->n_q, E = s->E, F = s->F;
-  return 5 * round16(n * E) + round16(nn_mha_cache_floats(&ms)) + 4 * round16(n) +
-         2 * round16(n * F) + 2 * bytes_as_floats(n * E) + bytes_as_floats(n * F);
+  return 5 * round16(n * E) + round16(nn_mha_cache_floats(&ms)) + 4 * round16(n) + round16(n * F) +
+         2 * bytes_as_floats(n * E);
 }
 
 int64_t nn_transformer_scratch_floats(const nn_transformer_shape *s) {
@@ -195,21 +197,12 @@ static void check_rows(const int64_t *rows, const nn_transformer_shape *s) {
                 (long long)(rows[b + 1] - rows[b]), (long long)s->T);
 }
 
-/* Dropout masks of the query rows of a (B, T, width) tensor, indexed by absolute row: batch row b's
- * last q_rows(b) rows. */
-static void rows_mask(uint8_t *mask, const nn_transformer_shape *s, const int64_t *rows,
-                      int64_t width, float p, uint64_t key, uint64_t offset) {
-  for (int64_t b = 0, q0 = 0; b < s->B; b++) {
-    const int64_t nq = q_rows(rows, b, s);
-    nn_dropout_mask(mask + q0 * width, nq * width, p, key,
-                    offset + (uint64_t)((b * s->T + s->T - nq) * width));
-    q0 += nq;
-  }
-}
-
 /* Fused elementwise passes, in fixed blocks GCC vectorises (see nn_activation.c); the dropout
  * selections are bit masks (a float select stays a branch under -ftrapping-math). */
 #define NN_TR_BLOCK 16
+/* Mask bytes drawn per piece (a multiple of the 8 elements of a Philox block, so that pieces of a
+ * row starting at a multiple of 8 share no block; small enough to stay in L1 with its floats). */
+#define NN_TR_MASK_CHUNK 1024
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
 #define NN_TR_HOT __attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))
@@ -227,7 +220,7 @@ NN_TR_HOT static void residual_add(float *restrict r, const float *restrict res,
 
 /* r = res + Drop(r): res + r * scale where kept, res elsewhere */
 NN_TR_HOT static void residual_dropout(float *restrict r, const float *restrict res,
-                             const uint8_t *restrict keep, int64_t n, float scale) {
+                                       const uint8_t *restrict keep, int64_t n, float scale) {
   int64_t i = 0;
   for (; i + NN_TR_BLOCK <= n; i += NN_TR_BLOCK)
     for (int k = 0; k < NN_TR_BLOCK; k++)
@@ -235,35 +228,26 @@ NN_TR_HOT static void residual_dropout(float *restrict r, const float *restrict 
   for (; i < n; i++) r[i] = res[i] + (keep[i] ? r[i] * scale : 0.0f);
 }
 
-/* h = ReLU(h) in place and hd = Drop(h); "x < 0 ? 0 : x" keeps NaN visible like nn_relu_forward */
-NN_TR_HOT static void relu_dropout(float *restrict hd, float *restrict h, const uint8_t *restrict keep,
-                         int64_t n, float scale) {
-  int64_t i = 0;
-  for (; i + NN_TR_BLOCK <= n; i += NN_TR_BLOCK)
-    for (int k = 0; k < NN_TR_BLOCK; k++) {
-      float v = h[i + k] < 0.0f ? 0.0f : h[i + k];
-      h[i + k] = v;
-      hd[i + k] = nn_dropout_keep_or_zero(v * scale, keep[i + k] != 0);
-    }
-  for (; i < n; i++) {
-    float v = h[i] < 0.0f ? 0.0f : h[i];
-    h[i] = v;
-    hd[i] = keep[i] ? v * scale : 0.0f;
+/* A dropout site over the query rows of a (B, T, width) tensor x (packed as the query rows are),
+ * its mask indexed by absolute row: batch row b's last q_rows(b) rows use the counters of rows
+ * b T + T - q_rows(b) .. b T + T - 1. With res: x = res + Drop(x), the mask stored in mask (for the
+ * backward), each piece drawn right before it is used; without (res and mask NULL):
+ * x = Drop(ReLU(x)) (nn_dropout_relu_forward), no mask kept. */
+static void dropout_rows(float *x, const float *res, uint8_t *mask, const nn_transformer_shape *s,
+                         const int64_t *rows, int64_t width, float p, uint64_t key, uint64_t offset) {
+  const float scale = 1.0f / (1.0f - p);
+  for (int64_t b = 0, q0 = 0; b < s->B; b++) {
+    const int64_t nq = q_rows(rows, b, s), len = nq * width;
+    const uint64_t c0 = offset + (uint64_t)((b * s->T + s->T - nq) * width);
+    if (!res) nn_dropout_relu_forward(x + q0 * width, len, p, key, c0);
+    else
+      for (int64_t i = 0; i < len; i += NN_TR_MASK_CHUNK) {
+        const int64_t m = len - i < NN_TR_MASK_CHUNK ? len - i : NN_TR_MASK_CHUNK, at = q0 * width + i;
+        nn_dropout_mask(mask + at, m, p, key, c0 + (uint64_t)i);
+        residual_dropout(x + at, res + at, mask + at, m, scale);
+      }
+    q0 += nq;
   }
-}
-
-/* d = dL/dpre from d = dL/dhd in place: d * scale where hd > 0, else 0 (ReLU and dropout) */
-NN_TR_HOT static void relu_dropout_backward(float *restrict d, const float *restrict hd, int64_t n, float scale) {
-  int64_t i = 0;
-  for (; i + NN_TR_BLOCK <= n; i += NN_TR_BLOCK)
-    for (int k = 0; k < NN_TR_BLOCK; k++) {
-      uint32_t m = 0u - (uint32_t)(hd[i + k] > 0.0f), u;
-      float g = d[i + k] * scale;
-      memcpy(&u, &g, sizeof u);
-      u &= m;
-      memcpy(&d[i + k], &u, sizeof u);
-    }
-  for (; i < n; i++) d[i] = hd[i] > 0.0f ? d[i] * scale : 0.0f;
 }
 
 static void layer_forward(float *out, float *cache, const float *x, const float *params,
@@ -296,32 +280,17 @@ static void layer_forward(float *out, float *cache, const float *x, const float 
   else
     nn_mha_forward(c.r1, c.mha, xq, x, params + l.w_in, params + l.b_in, params + l.w_o,
                    params + l.b_o, &m, p, k_att, offset, &ms);
-  const float scale = 1.0f / (1.0f - p);
-  if (p > 0.0f) {
-    rows_mask(c.m_attn, s, rows, E, p, hsrl_rng_derive(key, SITE_ATTN_OUT), offset);
-    residual_dropout(c.r1, xq, c.m_attn, n * E, scale);
-  } else {
-    residual_add(c.r1, xq, n * E);
-  }
+  if (p > 0.0f) dropout_rows(c.r1, xq, c.m_attn, s, rows, E, p, hsrl_rng_derive(key, SITE_ATTN_OUT), offset);
+  else residual_add(c.r1, xq, n * E);
   nn_layernorm_forward(c.x1, c.mean1, c.rstd1, c.r1, params + l.ln1_gamma, params + l.ln1_beta, n, E);
 
-  /* FFN: hd = Drop(ReLU(x1 W1^T + b1)), r2 = x1 + Drop(hd W2^T + b2) */
-  nn_linear_forward(c.h, c.x1, params + l.w1, params + l.b1, n, E, F);
-  const float *hd = c.h;
-  if (p > 0.0f) {
-    rows_mask(c.m_hidden, s, rows, F, p, hsrl_rng_derive(key, SITE_FFN_HIDDEN), offset);
-    relu_dropout(c.hd, c.h, c.m_hidden, n * F, scale);
-    hd = c.hd;
-  } else {
-    nn_relu_forward(c.h, c.h, n * F);
-  }
-  nn_linear_forward(c.r2, hd, params + l.w2, params + l.b2, n, F, E);
-  if (p > 0.0f) {
-    rows_mask(c.m_ffn, s, rows, E, p, hsrl_rng_derive(key, SITE_FFN_OUT), offset);
-    residual_dropout(c.r2, c.x1, c.m_ffn, n * E, scale);
-  } else {
-    residual_add(c.r2, c.x1, n * E);
-  }
+  /* FFN: hd = Drop(ReLU(x1 W1^T + b1)) in place, r2 = x1 + Drop(hd W2^T + b2) */
+  nn_linear_forward(c.hd, c.x1, params + l.w1, params + l.b1, n, E, F);
+  if (p > 0.0f) dropout_rows(c.hd, NULL, NULL, s, rows, F, p, hsrl_rng_derive(key, SITE_FFN_HIDDEN), offset);
+  else nn_relu_forward(c.hd, c.hd, n * F);
+  nn_linear_forward(c.r2, c.hd, params + l.w2, params + l.b2, n, F, E);
+  if (p > 0.0f) dropout_rows(c.r2, c.x1, c.m_ffn, s, rows, E, p, hsrl_rng_derive(key, SITE_FFN_OUT), offset);
+  else residual_add(c.r2, c.x1, n * E);
   nn_layernorm_forward(out, c.mean2, c.rstd2, c.r2, params + l.ln2_gamma, params + l.ln2_beta, n, E);
 }
 
@@ -347,7 +316,6 @@ static void layer_backward(float *dx, float *dparams, float *scratch, const floa
   float *dxq = dattn + round16(sn * E); /* (n, E) */
   float *dhd = dxq + round16(sn * E);   /* (n, F) dL/dhd, then dL/dpre */
   float *mha_scratch = dhd + round16(sn * F);
-  const float scale = 1.0f / (1.0f - p);
 
   /* out = LN2(r2) (dr2 written) */
   nn_layernorm_backward_set(dr2, DP(ln2_gamma), DP(ln2_beta), dout, c.r2, c.mean2, c.rstd2,
@@ -358,11 +326,10 @@ static void layer_backward(float *dx, float *dparams, float *scratch, const floa
     nn_dropout_apply(df, dr2, c.m_ffn, n * E, p); /* the dropout backward, written */
     dff = df;
   }
-  const float *hd = p > 0.0f ? c.hd : c.h;
   nn_gemm(0, 0, n, F, E, 1.0f, dff, E, params + l.w2, F, 0.0f, dhd, F);
-  if (dparams) nn_linear_backward(NULL, DP(w2), DP(b2), dff, hd, params + l.w2, n, F, E);
+  if (dparams) nn_linear_backward(NULL, DP(w2), DP(b2), dff, c.hd, params + l.w2, n, F, E);
   /* hd = Drop(ReLU(x1 W1^T + b1)): dpre in place of dhd; dx1 = dr2 + dpre W1, into dr2 */
-  relu_dropout_backward(dhd, hd, n * F, scale);
+  nn_dropout_relu_backward(dhd, c.hd, n * F, p);
   nn_gemm(0, 0, n, E, F, 1.0f, dhd, F, params + l.w1, E, 1.0f, dr2, E);
   if (dparams) nn_linear_backward(NULL, DP(w1), DP(b1), dhd, c.x1, params + l.w1, n, E, F);
   /* x1 = LN1(r1) (dr1 written) */

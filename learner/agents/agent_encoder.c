@@ -2,8 +2,8 @@
  *
  * Forward over the n kept history positions (see below):
  *   gather  = x[h]                         (n, D)    features of every kept history item
- *   e       = phi(h) + pos                 (n, d)
- *   ed      = Drop(e) (e itself when p = 0); x0 = LN(ed)   (n, d)
+ *   e       = Drop(phi(h) + pos)           (n, d)    in place; phi(h) + pos when p = 0
+ *   x0      = LN(e)                        (n, d)
  *   h_k     = layer_k(h_{k-1})             (n, d) for k < layers-1; the top layer: (B, d)
  *   s       = top [+ user_proj(u)]
  * The backward mirrors it with two (n, d) buffers used in turn.
@@ -16,7 +16,13 @@
  * per state (nn_transformer_forward_packed), so the item vectors, dropout masks, norms,
  * projections, FFN and attention of left padding cost nothing. Positions, masks and dropout
  * counters stay those of the full (B, H) computation; results equal it up to the order of float
- * sums (attention sums start at the first item; weight gradients sum fewer, zero, rows). */
+ * sums (attention sums start at the first item; weight gradients sum fewer, zero, rows).
+ *
+ * Speed: the position add and the embedding dropout are one pass, its mask drawn piece by piece
+ * (ENC_MASK_PIECE elements) right before the piece is used, so that the mask bytes are read from
+ * L1; the backward applies the mask in place. The row loops are written in fixed blocks with
+ * restrict pointers so that GCC vectorises them at -O2 (a plain "row[i] += pos[i]" stays scalar:
+ * the pointers may alias). */
 #include "learner/agents/agent_encoder.h"
 
 #include <math.h>
@@ -50,7 +56,7 @@ struct agent_encoder {
   int64_t n_rows;              /* rows[B] */
   int32_t *kept_ids;           /* (mb * H) the ids of the kept positions, packed */
   float *gather;               /* (mb * H, D) */
-  float *e, *ed, *x0;          /* (mb * H, d) */
+  float *e, *x0;               /* (mb * H, d) e = Drop(phi + pos) (the LayerNorm input), LN(e) */
   uint8_t *emask;              /* (mb * H * d) */
   float *mean, *rstd;          /* (mb * H) */
   float *h[AGENT_ENCODER_MAX_LAYERS]; /* outputs of layers 0..layers-2 (mb * H, d) */
@@ -188,7 +194,7 @@ static void enc_place(agent_encoder *e, enc_carver *cv) {
   e->rows = enc_carve(cv, (mb + 1) * (int64_t)sizeof(int64_t));
   e->kept_ids = enc_carve(cv, n * (int64_t)sizeof(int32_t));
   e->gather = ENC_CARVE_F(cv, n * c->item_dim);
-  e->e = ENC_CARVE_F(cv, n * d), e->ed = ENC_CARVE_F(cv, n * d), e->x0 = ENC_CARVE_F(cv, n * d);
+  e->e = ENC_CARVE_F(cv, n * d), e->x0 = ENC_CARVE_F(cv, n * d);
   e->emask = enc_carve(cv, n * d);
   e->mean = ENC_CARVE_F(cv, n), e->rstd = ENC_CARVE_F(cv, n);
   nn_transformer_shape full = enc_shape(e, mb, 0), top = enc_shape(e, mb, 1);
@@ -352,6 +358,27 @@ void agent_encoder_catalog_vectors(const agent_encoder *e, const float *params, 
   enc_add_embeddings(e, params, n, NULL, out);
 }
 
+#define ENC_BLOCK 16
+#define ENC_MASK_PIECE 1024 /* dropout mask bytes drawn at a time (a multiple of 8, see nn_dropout.c) */
+
+/* x += y */
+static void enc_rows_add(float *restrict x, const float *restrict y, int64_t n) {
+  int64_t i = 0;
+  for (; i + ENC_BLOCK <= n; i += ENC_BLOCK)
+    for (int k = 0; k < ENC_BLOCK; k++) x[i + k] += y[i + k];
+  for (; i < n; i++) x[i] += y[i];
+}
+
+/* x = Drop(x + y) with the given mask bytes */
+static void enc_add_dropout(float *restrict x, const float *restrict y, const uint8_t *restrict keep,
+                            int64_t n, float scale) {
+  int64_t i = 0;
+  for (; i + ENC_BLOCK <= n; i += ENC_BLOCK)
+    for (int k = 0; k < ENC_BLOCK; k++)
+      x[i + k] = nn_dropout_keep_or_zero((x[i + k] + y[i + k]) * scale, keep[i + k] != 0);
+  for (; i < n; i++) x[i] = keep[i] ? (x[i] + y[i]) * scale : 0.0f;
+}
+
 void agent_encoder_forward(agent_encoder *e, const float *params, int64_t B, const int32_t *users,
                            const int32_t *histories, int train, uint64_t key, float *out_s) {
   const agent_encoder_config *c = &e->cfg;
@@ -373,24 +400,25 @@ void agent_encoder_forward(agent_encoder *e, const float *params, int64_t B, con
   }
   const int64_t n = e->n_rows = e->rows[B];
   agent_encoder_item_vectors(e, params, n, e->kept_ids, e->gather, e->e);
+  /* e = Drop(e + pos): masks by absolute position, element (b, t, j) uses counter (b H + t) d + j */
   const float *pos = params + e->o_pos;
+  const uint64_t k_emb = hsrl_rng_derive(key, 1);
+  const float scale = 1.0f / (1.0f - e->p);
   for (int64_t b = 0; b < B; b++) {
-    const int64_t first = H - (e->rows[b + 1] - e->rows[b]);
-    float *row = e->e + e->rows[b] * d;
-    const float *pb = pos + first * d;
-    for (int64_t i = 0; i < (H - first) * d; i++) row[i] += pb[i];
-  }
-  const float *ed = e->e; /* Drop(e) is e itself at p = 0: no copy, no mask */
-  if (e->p > 0.0f) { /* masks by absolute position: element (b, t, j) uses counter (b H + t) d + j */
-    const uint64_t k_emb = hsrl_rng_derive(key, 1);
-    for (int64_t b = 0; b < B; b++) {
-      const int64_t o = e->rows[b] * d, len = (e->rows[b + 1] - e->rows[b]) * d;
-      nn_dropout_forward(e->ed + o, e->emask + o, e->e + o, len, e->p, k_emb,
-                         (uint64_t)((b + 1) * H * d - len));
+    const int64_t o = e->rows[b] * d, len = (e->rows[b + 1] - e->rows[b]) * d;
+    const float *pb = pos + (H * d - len); /* from the first kept position on */
+    if (e->p == 0.0f) {
+      enc_rows_add(e->e + o, pb, len);
+      continue;
     }
-    ed = e->ed;
+    const uint64_t c0 = (uint64_t)((b + 1) * H * d - len);
+    for (int64_t i = 0; i < len; i += ENC_MASK_PIECE) {
+      const int64_t m = len - i < ENC_MASK_PIECE ? len - i : ENC_MASK_PIECE;
+      nn_dropout_mask(e->emask + o + i, m, e->p, k_emb, c0 + (uint64_t)i);
+      enc_add_dropout(e->e + o + i, pb + i, e->emask + o + i, m, scale);
+    }
   }
-  nn_layernorm_forward(e->x0, e->mean, e->rstd, ed, params + e->o_ln_g, params + e->o_ln_b, n, d);
+  nn_layernorm_forward(e->x0, e->mean, e->rstd, e->e, params + e->o_ln_g, params + e->o_ln_b, n, d);
   nn_mha_mask mask = {1, 0, e->pad};
   const float *in = e->x0;
   for (int64_t k = 0; k < c->layers; k++) {
@@ -438,22 +466,16 @@ void agent_encoder_backward(agent_encoder *e, float *grads, const float *params,
     dout = din;
     which ^= 1;
   }
-  /* dout = d x0 (in bufs[which ^ 1]); LayerNorm into the other buffer, dropout back into the
-   * first (d e = d ed at p = 0) */
-  float *ded = bufs[which], *de = ded;
-  nn_layernorm_backward_set(ded, grads + e->o_ln_g, grads + e->o_ln_b, dout, e->p > 0.0f ? e->ed : e->e,
-                            e->mean, e->rstd, params + e->o_ln_g, n, d);
-  if (e->p > 0.0f) {
-    de = bufs[which ^ 1];
-    memset(de, 0, nd);
-    nn_dropout_backward(de, ded, e->emask, n * d, e->p);
-  }
+  /* dout = d x0 (in bufs[which ^ 1]); LayerNorm into the other buffer, the dropout backward in
+   * place */
+  float *de = bufs[which];
+  nn_layernorm_backward_set(de, grads + e->o_ln_g, grads + e->o_ln_b, dout, e->e, e->mean, e->rstd,
+                            params + e->o_ln_g, n, d);
+  if (e->p > 0.0f) nn_dropout_apply(de, de, e->emask, n * d, e->p);
   float *dpos = grads + e->o_pos;
   for (int64_t b = 0; b < B; b++) {
-    const int64_t first = H - (e->rows[b + 1] - e->rows[b]);
-    const float *row = de + e->rows[b] * d;
-    float *pb = dpos + first * d;
-    for (int64_t i = 0; i < (H - first) * d; i++) pb[i] += row[i];
+    const int64_t len = (e->rows[b + 1] - e->rows[b]) * d;
+    enc_rows_add(dpos + (H * d - len), de + e->rows[b] * d, len);
   }
   agent_encoder_item_vectors_backward(e, grads, params, n, e->kept_ids, e->gather, de);
 }
