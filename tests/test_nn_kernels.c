@@ -201,10 +201,11 @@ static void test_dropout_apply_blocks(void) {
   }
 }
 
-/* The forms that draw and apply in pieces (nn_dropout_forward, nn_dropout_relu_forward: 1024
- * elements at a time) against the whole tensor's mask applied by a scalar loop, at lengths around
- * the vector blocks and across several pieces, from even and odd counters (a piece boundary then
- * splits a Philox block); the fused ReLU backward against its scalar definition, p = 0 included. */
+/* The forms that draw and apply in pieces (nn_dropout_forward, nn_dropout_relu_forward: up to
+ * NN_DROPOUT_PIECE elements at a time, ending on Philox block boundaries) against the whole
+ * tensor's mask applied by a scalar loop, at lengths around the vector blocks and across several
+ * pieces, from counters at a block boundary and inside a block (a shorter first piece); the fused
+ * ReLU backward against its scalar definition, p = 0 included. */
 static void test_dropout_pieces_and_relu_blocks(void) {
   enum { N = 3000 };
   static float x[N], y[N], z[N], g[N], d[N];
@@ -212,7 +213,7 @@ static void test_dropout_pieces_and_relu_blocks(void) {
   test_fill_uniform(x, N, -1, 1, 8);
   test_fill_uniform(g, N, -1, 1, 9);
   x[5] = NAN, x[6] = NAN;
-  const int64_t lens[6] = {1, 17, 1001, 1024, 1025, 3000};
+  const int64_t lens[6] = {1, 17, 1001, NN_DROPOUT_PIECE, NN_DROPOUT_PIECE + 1, 3000};
   const uint64_t offsets[2] = {16, 13};
   const float ps[2] = {0.0f, 0.3f};
   for (int a = 0; a < 2; a++)

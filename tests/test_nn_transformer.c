@@ -351,10 +351,10 @@ static void test_fast_vs_naive_full(void) { check_fast_vs_naive(7, 0.0f); }
 static void test_fast_vs_naive_full_dropout(void) { check_fast_vs_naive(7, 0.3f); }
 static void test_fast_vs_naive_last2_dropout(void) { check_fast_vs_naive(2, 0.3f); }
 
-/* Rows longer than one mask piece (the layer draws its dropout masks 1024 elements at a time):
- * B = 2, T = 40, E = 32, F = 64, so a batch row's residual masks span 1280 elements and its FFN
- * hidden mask 2560, from odd counters (offset 12345), so that piece boundaries split Philox
- * blocks. The forward against the naive reference (every mask re-derived element by element from
+/* Rows longer than one mask piece (the layer draws its dropout masks NN_DROPOUT_PIECE = 1024
+ * elements at a time): B = 2, T = 40, E = 32, F = 64, so a batch row's residual masks span 1280
+ * elements and its FFN hidden mask 2560, from odd counters (offset 12345: pieces end early, at
+ * Philox block boundaries). The forward against the naive reference (every mask re-derived element by element from
  * its counter); the backward reads the masks the forward stored, which the small-shape gradient
  * checks above cover. */
 static void test_fast_vs_naive_mask_pieces(void) {

@@ -32,6 +32,17 @@ void nn_dropout_backward(float *dinp /* (n) */, const float *dout /* (n) */,
  * exactly where the input was > 0 and the element was kept (a scale 1/(1-p) >= 1 keeps a positive
  * value positive), so the backward needs no mask. */
 void nn_dropout_relu_forward(float *x /* (n) */, int64_t n, float p, uint64_t key, uint64_t offset);
+
+/* Pieces for the passes that draw a mask and apply it at once (here and in the layers): at most
+ * NN_DROPOUT_PIECE elements, so that the mask bytes are still in L1 when the pass reads them, each
+ * ending at a counter that is a multiple of 8 (a Philox block boundary), so that no block is
+ * computed for two pieces. nn_dropout_piece(c, left) is the length of the piece from counter c
+ * with left elements to go. */
+#define NN_DROPOUT_PIECE 1024
+static inline int64_t nn_dropout_piece(uint64_t c, int64_t left) {
+  const int64_t m = NN_DROPOUT_PIECE - (int64_t)(c % 8u);
+  return left < m ? left : m;
+}
 void nn_dropout_relu_backward(float *d /* (n) */, const float *y /* (n) */, int64_t n, float p);
 
 /* The leading parts of the rows of an (n_rows, ld) mask, as nn_dropout_mask draws them for the

@@ -15,15 +15,15 @@
  * are its last min(n_q, n_b) kept rows, gathered and scattered per batch row.
  *
  * Speed: the elementwise steps are fused into single passes (dropout + residual; ReLU + dropout).
- * The dropout masks are drawn in pieces of NN_TR_MASK_CHUNK elements right before the pass that
- * applies them, so that their bytes are still in L1 when read (the same masks: they are stateless
- * in the counter). The FFN hidden layer keeps only hd = Drop(ReLU(.)), written in place over the
- * first linear's output, and no mask (nn_dropout_relu_forward): the backward needs neither
- * ReLU(.) nor the mask, since hd > 0 exactly where the pre-activation is > 0 and the element was
- * kept (the scale 1/(1-p) is >= 1). At the policy's shapes the hidden layer is the largest tensor
- * of the layer (F = 4E); a separate ReLU output, mask and their passes cost more than its Philox
- * bits. The backward writes its buffers instead of zeroing and accumulating where it can:
- * dhd = dff W2 is a product with beta = 0, the ReLU/dropout backward overwrites it in place, and
+ * The dropout masks are drawn in pieces (nn_dropout_piece) right before the pass that applies
+ * them, so that their bytes are still in L1 when read (the same masks: they are stateless in the
+ * counter). The FFN hidden layer keeps only hd = Drop(ReLU(.)), written in place over the first
+ * linear's output, and no mask (nn_dropout_relu_forward): the backward needs neither ReLU(.) nor
+ * the mask, since hd > 0 exactly where the pre-activation is > 0 and the element was kept (the
+ * scale 1/(1-p) is >= 1). At the policy's shapes the hidden layer is the largest tensor of the
+ * layer (F = 4E); a separate ReLU output, mask and their passes cost more than its Philox bits.
+ * The backward writes its buffers instead of zeroing and accumulating where it can: dhd = dff W2
+ * is a product with beta = 0, the ReLU/dropout backward overwrites it in place, and
  * dx1 = dr2 + dpre W1 accumulates into dr2. With n_q == T the attention's input gradients go
  * straight into dx. */
 #include "common/nn/nn_transformer.h"
@@ -198,11 +198,9 @@ static void check_rows(const int64_t *rows, const nn_transformer_shape *s) {
 }
 
 /* Fused elementwise passes, in fixed blocks GCC vectorises (see nn_activation.c); the dropout
- * selections are bit masks (a float select stays a branch under -ftrapping-math). */
-#define NN_TR_BLOCK 16
-/* Mask bytes drawn per piece (a multiple of the 8 elements of a Philox block, so that pieces of a
- * row starting at a multiple of 8 share no block; small enough to stay in L1 with its floats). */
-#define NN_TR_MASK_CHUNK 1024
+ * selections are bit masks (a float select stays a branch under -ftrapping-math). 32 elements: a
+ * block's mask bytes fill a 256-bit register (with 16, GCC widened them in 128-bit pieces). */
+#define NN_TR_BLOCK 32
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
 #define NN_TR_HOT __attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))
@@ -241,8 +239,9 @@ static void dropout_rows(float *x, const float *res, uint8_t *mask, const nn_tra
     const uint64_t c0 = offset + (uint64_t)((b * s->T + s->T - nq) * width);
     if (!res) nn_dropout_relu_forward(x + q0 * width, len, p, key, c0);
     else
-      for (int64_t i = 0; i < len; i += NN_TR_MASK_CHUNK) {
-        const int64_t m = len - i < NN_TR_MASK_CHUNK ? len - i : NN_TR_MASK_CHUNK, at = q0 * width + i;
+      for (int64_t i = 0, m; i < len; i += m) {
+        const int64_t at = q0 * width + i;
+        m = nn_dropout_piece(c0 + (uint64_t)i, len - i);
         nn_dropout_mask(mask + at, m, p, key, c0 + (uint64_t)i);
         residual_dropout(x + at, res + at, mask + at, m, scale);
       }

@@ -19,7 +19,7 @@
  * sums (attention sums start at the first item; weight gradients sum fewer, zero, rows).
  *
  * Speed: the position add and the embedding dropout are one pass, its mask drawn piece by piece
- * (ENC_MASK_PIECE elements) right before the piece is used, so that the mask bytes are read from
+ * (nn_dropout_piece) right before the piece is used, so that the mask bytes are read from
  * L1; the backward applies the mask in place. The row loops are written in fixed blocks with
  * restrict pointers so that GCC vectorises them at -O2 (a plain "row[i] += pos[i]" stays scalar:
  * the pointers may alias). */
@@ -358,8 +358,7 @@ void agent_encoder_catalog_vectors(const agent_encoder *e, const float *params, 
   enc_add_embeddings(e, params, n, NULL, out);
 }
 
-#define ENC_BLOCK 16
-#define ENC_MASK_PIECE 1024 /* dropout mask bytes drawn at a time (a multiple of 8, see nn_dropout.c) */
+#define ENC_BLOCK 32
 
 /* x += y */
 static void enc_rows_add(float *restrict x, const float *restrict y, int64_t n) {
@@ -412,8 +411,8 @@ void agent_encoder_forward(agent_encoder *e, const float *params, int64_t B, con
       continue;
     }
     const uint64_t c0 = (uint64_t)((b + 1) * H * d - len);
-    for (int64_t i = 0; i < len; i += ENC_MASK_PIECE) {
-      const int64_t m = len - i < ENC_MASK_PIECE ? len - i : ENC_MASK_PIECE;
+    for (int64_t i = 0, m; i < len; i += m) {
+      m = nn_dropout_piece(c0 + (uint64_t)i, len - i);
       nn_dropout_mask(e->emask + o + i, m, e->p, k_emb, c0 + (uint64_t)i);
       enc_add_dropout(e->e + o + i, pb + i, e->emask + o + i, m, scale);
     }
