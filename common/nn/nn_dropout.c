@@ -26,9 +26,8 @@
  * portable loop extracts them with shifts). Apply and backward are branch-free block loops (see
  * nn_activation.c for why the select is written as a bit mask). p == 0 (and any p with t == 0)
  * draws nothing. The forms that draw and apply (nn_dropout_forward, nn_dropout_relu_forward) do
- * so piece by piece (nn_dropout_piece), so that the mask bytes are still in L1 when the apply loop
- * reads them: drawing a whole tensor's mask first and applying it in a second pass
- * cost more in memory traffic than the Philox bits at the policy's shapes. */
+ * so piece by piece (nn_dropout_piece), so that the apply loop reads the mask bytes from L1
+ * instead of a tensor-sized mask written and read back; the ReLU form keeps no mask at all. */
 #include "common/nn/nn_dropout.h"
 
 #include <string.h>
@@ -51,7 +50,6 @@
  * 16, GCC widened them to floats in 128-bit pieces; 409600 elements of ReLU + dropout forward,
  * mask included, 158 -> 130 us, an apply of 102400 13 -> 9 us). */
 #define NN_DROPOUT_BLOCK 32
-
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
 #define NN_DROPOUT_HOT __attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))
@@ -324,8 +322,8 @@ static inline int64_t run_append(run_chunk *ch, uint64_t c, int64_t take, int sh
   const int64_t need = (skip + take + per - 1) >> shift, pos = per * ch->n_blocks + skip;
   const uint64_t first = c >> shift;
   uint64_t *list = ch->list + ch->n_blocks;
-  /* Groups of 8 indices (a fixed trip count, which GCC vectorises; one store per index was a
-   * tenth of the Philox time), the last group running into the slack past the listed ones. */
+  /* Groups of 8 indices (a fixed trip count, which GCC vectorises; one store per index cost 7% of
+   * a long mask's time), the last group running into the slack past the listed ones. */
   for (int64_t b = 0; b < need; b += 8)
     for (int k = 0; k < 8; k++) list[b + k] = first + (uint64_t)(b + k);
   ch->n_blocks += need;
@@ -538,7 +536,8 @@ void nn_dropout_relu_forward(float *x, int64_t n, float p, uint64_t key, uint64_
   }
 }
 
-NN_DROPOUT_HOT static void relu_backward(float *restrict d, const float *restrict y, int64_t n, float scale) {
+NN_DROPOUT_HOT static void relu_backward(float *restrict d, const float *restrict y, int64_t n,
+                                         float scale) {
   int64_t i = 0;
   for (; i + NN_DROPOUT_BLOCK <= n; i += NN_DROPOUT_BLOCK)
     for (int k = 0; k < NN_DROPOUT_BLOCK; k++)

@@ -32,6 +32,7 @@ void nn_dropout_backward(float *dinp /* (n) */, const float *dout /* (n) */,
  * exactly where the input was > 0 and the element was kept (a scale 1/(1-p) >= 1 keeps a positive
  * value positive), so the backward needs no mask. */
 void nn_dropout_relu_forward(float *x /* (n) */, int64_t n, float p, uint64_t key, uint64_t offset);
+void nn_dropout_relu_backward(float *d /* (n) */, const float *y /* (n) */, int64_t n, float p);
 
 /* Pieces for the passes that draw a mask and apply it at once (here and in the layers): at most
  * NN_DROPOUT_PIECE elements, so that the mask bytes are still in L1 when the pass reads them, each
@@ -43,7 +44,6 @@ static inline int64_t nn_dropout_piece(uint64_t c, int64_t left) {
   const int64_t m = NN_DROPOUT_PIECE - (int64_t)(c % 8u);
   return left < m ? left : m;
 }
-void nn_dropout_relu_backward(float *d /* (n) */, const float *y /* (n) */, int64_t n, float p);
 
 /* The leading parts of the rows of an (n_rows, ld) mask, as nn_dropout_mask draws them for the
  * whole matrix: row r gets mask[r*ld + j] (counter offset + r*ld + j) for
