@@ -317,6 +317,23 @@ static void transpose_head(float *restrict out, int64_t ldo, const float *restri
     for (int64_t d = 0; d < dh; d++) out[d * ldo + j] = x[j * ldx + d];
 }
 
+/* block_times_rows (below, in both versions) for a width w < NN_MHA_DB: the head's last columns
+ * when the head width is not a multiple of NN_MHA_DB, as plain loops in both versions. */
+static NN_MHA_INLINE void block_times_rows_narrow(const int R, float *o, int64_t ldo,
+                                                  const float *restrict p, int64_t ldp,
+                                                  const float *restrict v, int64_t ldv, int64_t k,
+                                                  int64_t w) {
+  float c[NN_MHA_R][NN_MHA_DB] = {{0}};
+  for (int64_t j = 0; j < k; j++) {
+    const float *vj = v + j * ldv;
+    for (int r = 0; r < R; r++) {
+      const float pj = p[r * ldp + j];
+      for (int64_t l = 0; l < w; l++) c[r][l] += pj * vj[l];
+    }
+  }
+  for (int r = 0; r < R; r++) memcpy(o + r * ldo, c[r], (size_t)w * sizeof(float));
+}
+
 #if NN_MHA_VEC
 /* The kernels on GCC vector types (see the file comment): every lane does what the scalar loops
  * of the #else branch do, in the same order, so both give the same bits. GCC notes that passing
@@ -524,15 +541,7 @@ static NN_MHA_INLINE void block_times_rows(const int R, float *o, int64_t ldo,
     for (int r = 0; r < R; r++) store8(o + r * ldo, c[r]);
     return;
   }
-  float c[NN_MHA_R][NN_MHA_DB] = {{0}};
-  for (int64_t j = 0; j < k; j++) {
-    const float *vj = v + j * ldv;
-    for (int r = 0; r < R; r++) {
-      const float pj = p[r * ldp + j];
-      for (int64_t l = 0; l < w; l++) c[r][l] += pj * vj[l];
-    }
-  }
-  for (int r = 0; r < R; r++) memcpy(o + r * ldo, c[r], (size_t)w * sizeof(float));
+  block_times_rows_narrow(R, o, ldo, p, ldp, v, ldv, k, w);
 }
 
 static NN_MHA_INLINE void score_grad_row(float *restrict ds, float *restrict adp,
@@ -780,8 +789,8 @@ static NN_MHA_INLINE void block_times_rows(const int R, float *o, int64_t ldo,
                                            const float *restrict p, int64_t ldp,
                                            const float *restrict v, int64_t ldv, int64_t k,
                                            int64_t w) {
-  float c[NN_MHA_R][NN_MHA_RL] = {{0}};
   if (w == NN_MHA_DB) {
+    float c[NN_MHA_R][NN_MHA_RL] = {{0}};
     for (int64_t j = 0; j < k; j++) {
       const float *vj = v + j * ldv;
       NN_MHA_UNROLL
@@ -795,14 +804,7 @@ static NN_MHA_INLINE void block_times_rows(const int R, float *o, int64_t ldo,
     for (int r = 0; r < R; r++) memcpy(o + r * ldo, c[r], NN_MHA_DB * sizeof(float));
     return;
   }
-  for (int64_t j = 0; j < k; j++) {
-    const float *vj = v + j * ldv;
-    for (int r = 0; r < R; r++) {
-      const float pj = p[r * ldp + j];
-      for (int64_t l = 0; l < w; l++) c[r][l] += pj * vj[l];
-    }
-  }
-  for (int r = 0; r < R; r++) memcpy(o + r * ldo, c[r], (size_t)w * sizeof(float));
+  block_times_rows_narrow(R, o, ldo, p, ldp, v, ldv, k, w);
 }
 
 /* One row of the score gradient. With a the cached weights (zero where a key is not allowed;
