@@ -134,6 +134,7 @@
   X(agent, advantage,      ENUM,   "clip",   "clip|normalise", "hsrl: A = clip(y - V, -1, 1) (method.md 8), or y - V standardised over the batch (mean 0, std 1)") \
   X(agent, credit,         ENUM,   "slate",  "slate|click", "hsrl: the pg weight of a slot: the slate's advantage, or plus the slot's click minus the slate's click rate") \
   X(agent, prefix_cap,     INT,    "0",      "[0,inf)",   "hsrl: greedy slates take at most this many items under one level-1 SID token, best first (0: off, the exact top-K of method.md 6); scores every live item") \
+  X(agent, off_policy_correction, BOOL, "false", NULL,     "hsrl: each replayed slot's pg weight times min(1, pi/behaviour) (truncated importance sampling)") \
   X(agent, pg,             BOOL,   "true",   NULL,        "hsrl: use the policy-gradient term (false: a supervised control, behaviour cloning and entropy only)")
 
 #define HSRL_SETTINGS_TRAIN(X) \
@@ -149,7 +150,6 @@
   X(dist, sync,                  BOOL, "false", NULL,       "lock-step: the same seed gives the same result") \
   X(dist, max_lag,               INT,  "32",    "[0,inf)",  "policy versions an actor may lag before it waits (0: no limit)") \
   X(dist, broadcast_every,       INT,  "10",    "[1,inf)",  "updates between parameter broadcasts") \
-  X(dist, off_policy_correction, BOOL, "false", NULL,       "clipped importance weights on the policy gradient") \
   X(dist, samples_per_insert,    DOUBLE, "2",   "(0,inf)",  "replay rate limiter: samples per inserted transition (train.batch / env.batch: one env step per update)") \
   X(dist, spi_tolerance,         DOUBLE, "0.1", "[0,inf)",  "replay rate limiter tolerance: error_buffer = tolerance * samples_per_insert * min size (Reverb/Acme), at least what keeps it deadlock-free") \
   X(dist, block_rows,            INT,  "32",    "[1,65536]", "transitions per compressed block an actor sends to its replay shard") \

@@ -1438,8 +1438,9 @@ static int64_t run_split_list(const char *text, char words[][RUN_WORD_MAX], int6
 /* The agents run.baselines can name: the agent kinds, SL with the item-id embedding, the paper's
  * ablations of HSRL (method.md §8: no entropy, no hierarchy, no BC, no MLC), each the run's HSRL
  * config with one switch off, and hsrl-paper: the run's HSRL config with the paper's policy-gradient
- * weights (slate advantage, clipped) where the config chose others (agent.credit, agent.advantage). */
-#define RUN_VARIANT_MAX_SETS 2
+ * weights (slate advantage, clipped, no importance weights) where the config chose others
+ * (agent.credit, agent.advantage, agent.off_policy_correction). */
+#define RUN_VARIANT_MAX_SETS 3
 typedef struct run_variant {
   const char *name, *base;
   const char *set[RUN_VARIANT_MAX_SETS];
@@ -1449,7 +1450,7 @@ static const run_variant run_variants[] = {
     {"sl", "sl", {NULL}, 0},
     {"sl-id", "sl", {"agent.item_id_embedding=true"}, 1},
     {"hsrl", "hsrl", {NULL}, 0},
-    {"hsrl-paper", "hsrl", {"agent.credit=slate", "agent.advantage=clip"}, 2},
+    {"hsrl-paper", "hsrl", {"agent.credit=slate", "agent.advantage=clip", "agent.off_policy_correction=false"}, 3},
     {"hsrl-no-bc", "hsrl", {"agent.bc=false"}, 1},
     {"hsrl-no-mlc", "hsrl", {"agent.mlc=false"}, 1},
     {"hsrl-no-hierarchy", "hsrl", {"agent.hierarchy=false"}, 1},

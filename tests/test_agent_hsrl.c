@@ -877,7 +877,7 @@ static void test_off_policy_weights(void) {
   fixture_small(&f, 91);
   agent_hsrl_config c = small_config(&f, 8, 91);
   c.s.dropout = 0.0, c.s.critic_dropout = 0.0;
-  c.off_policy_correction = 1;
+  c.s.off_policy_correction = 1;
   agent *a = make_agent(&c, &f);
   hsrl_rng r;
   hsrl_rng_init(&r, 91, 9);
@@ -1036,7 +1036,7 @@ static void test_no_allocation_after_init(void) {
   fixture_small(&f, 101);
   agent_hsrl_config c = small_config(&f, 16, 101);
   c.s.sid_embedding = true, c.s.user_state = true, c.explore_temp = 1.5, c.grad_clip = 1.0;
-  c.off_policy_correction = 1;
+  c.s.off_policy_correction = 1;
   agent *a = make_agent(&c, &f);
   snprintf(c.s.decoder, sizeof c.s.decoder, "catalog");
   agent *b = make_agent(&c, &f);

@@ -53,7 +53,6 @@ void agent_hsrl_config_defaults(agent_hsrl_config *c, const hsrl_settings *s, in
   c->explore_temp = 1.0;
   c->critic_to_actor = 1;
   c->grad_clip = 0.0;
-  c->off_policy_correction = s->dist.off_policy_correction;
   c->act_only = 0;
   c->exclude_history = s->env.exclude_history ? 1 : 0;
 }
@@ -203,7 +202,7 @@ hsrl_status agent_hsrl_init(agent **out, const agent_hsrl_config *cfg, const age
   a->lc.lambda_h = s->entropy ? (float)s->entropy_weight : 0.0f;
   a->lc.lambda_bc = s->bc ? (float)s->bc_weight : 0.0f;
   a->lc.critic_to_actor = cfg->critic_to_actor;
-  a->lc.off_policy = cfg->off_policy_correction;
+  a->lc.off_policy = cfg->s.off_policy_correction;
   a->lc.normalise_advantage = strcmp(s->advantage, "normalise") == 0;
   a->lc.click_credit = strcmp(s->credit, "click") == 0;
   for (int i = 0; i < 4; i++) a->lc.scale[i] = 1.0f;

@@ -66,7 +66,6 @@ typedef struct agent_hsrl_config {
   double explore_temp;          /* T of EXPLORE (1) */
   int critic_to_actor;          /* see above (1) */
   double grad_clip;             /* max L2 norm of each network's gradient, 0 = off (0) */
-  int off_policy_correction;    /* dist.off_policy_correction */
   int act_only;                 /* 1: an actor's copy: the actor table only, no learn() (0) */
   int exclude_history;          /* env.exclude_history: slates skip the state's history items */
 } agent_hsrl_config;
@@ -82,7 +81,7 @@ typedef struct agent_hsrl_world {
 } agent_hsrl_world;
 
 /* Fills c from the settings: the [agent] section, data.history_len, data.slate_size, run.seed,
- * dist.off_policy_correction, and the defaults above. */
+ * and the defaults above. */
 void agent_hsrl_config_defaults(agent_hsrl_config *c, const hsrl_settings *s, int64_t max_batch);
 
 agent_hsrl_world agent_hsrl_world_of(const sim_dataset *data, const sim_sid_index *index,
