@@ -10,9 +10,19 @@
  *   5. a barrier;
  *   6. rank 2 exits early without sending (MPI: frees the transport and sits in MPI_Finalize);
  *      rank 0 waits for it with a 1.5 s deadline and must get the timeout error in time.
- * Ranks: 0 learner, 1 replay (R = 1), 2 actor. */
+ * Ranks: 0 learner, 1 replay (R = 1), 2 actor.
+ *
+ * MPI only, `mpirun --mca orte_enable_recovery 1 -np 2 test_comm_mpi mpi-dead recv|bcast`: a
+ * sender killed in the middle of a large message (tests/cli_comm_mpi.sh). Rank 0 sends 200 KB to
+ * rank 1 (recv: a message; bcast: a broadcast, whose receive rank 1 posted before) and kills
+ * itself with SIGKILL before rank 1 has copied it; rank 1 then finds the first part of the
+ * message and must not wait forever for the rest: comm_recv gives HSRL_E_TIMEOUT naming rank 0
+ * (recv), comm_bcast_free returns after close_deadline_s (bcast), every later call fails as
+ * "unusable", and comm_world_free returns (no MPI_Finalize). Before the fix MPI_Recv and
+ * MPI_Wait spun forever there. */
 #include <inttypes.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -241,11 +251,91 @@ static void test_scenario_inproc_threads(void) {
 
 static rank_ctx mpi_ctx;
 
+/* ---- a sender killed mid-transfer (MPI only) ---- */
+#define DEAD_CLOSE_DL 1.0 /* close_deadline_s of the mpi-dead runs */
+#define DEAD_RECV_DL 0.5
+
+static const char *dead_case;
+
+static void test_dead_sender(void) {
+  comm_config cfg = comm_config_defaults();
+  cfg.transport = COMM_TRANSPORT_MPI;
+  cfg.max_payload_bytes = MAX_PAYLOAD;
+  cfg.close_deadline_s = DEAD_CLOSE_DL;
+  comm_world *w = NULL;
+  TEST_ASSERTF(comm_world_open(&w, &cfg) == HSRL_OK, "%s", hsrl_err_message());
+  comm *ep = comm_world_local(w, 0);
+  TEST_ASSERTF(comm_size(ep) == 2, "run with %d ranks, needs 2", comm_size(ep));
+  const int bcast = !strcmp(dead_case, "bcast"), me = comm_rank(ep), member = 1;
+  static float big[BIG_MESSAGE / 4];
+  comm_bcast *bc = NULL;
+  if (bcast) {
+    TEST_ASSERTF(comm_bcast_open(&bc, ep, 0, &member, 1) == HSRL_OK, "%s", hsrl_err_message());
+    if (me == 1)
+      TEST_ASSERTF(comm_bcast_start(bc, big, sizeof big, 0) == HSRL_OK, "%s", hsrl_err_message());
+  }
+  TEST_ASSERTF(comm_barrier(ep, DL) == HSRL_OK, "%s", hsrl_err_message());
+  if (me == 0) {
+    /* hand the first part over and die before rank 1 copies the rest */
+    if (bcast) TEST_ASSERTF(comm_bcast_start(bc, big, sizeof big, 7) == HSRL_OK, "%s", hsrl_err_message());
+    else TEST_ASSERTF(comm_send(ep, 1, COMM_KIND_PING, 7, big, sizeof big, DL) == HSRL_OK, "%s", hsrl_err_message());
+    struct timespec ts = {0, 100000000};
+    nanosleep(&ts, NULL);
+    raise(SIGKILL);
+  }
+  struct timespec ts = {1, 0}; /* rank 0 is dead by now */
+  nanosleep(&ts, NULL);
+  double t0 = hsrl_time_now();
+  if (bcast) {
+    int done = 0;
+    while (hsrl_time_now() - t0 < 0.5) {
+      TEST_ASSERTF(comm_bcast_test(bc, &done, NULL) == HSRL_OK, "%s", hsrl_err_message());
+      TEST_ASSERTF(!done, "a broadcast from a dead root completed");
+    }
+    t0 = hsrl_time_now();
+    comm_bcast_free(bc);
+    double waited = hsrl_time_now() - t0;
+    printf("rank 1: comm_bcast_free returned after %.2f s\n", waited);
+    TEST_ASSERTF(waited >= DEAD_CLOSE_DL - 0.01 && waited < DEAD_CLOSE_DL + 2.0, "comm_bcast_free took %.2f s", waited);
+  } else {
+    int found = 0;
+    comm_probe pr;
+    while (!found && hsrl_time_now() - t0 < 1.0) /* a poll progresses MPI one step */
+      TEST_ASSERTF(comm_poll(ep, 0, COMM_ANY, &found, &pr) == HSRL_OK, "%s", hsrl_err_message());
+    TEST_ASSERTF(found && pr.bytes == sizeof big, "the first part of the message is not here (found %d)", found);
+    t0 = hsrl_time_now();
+    hsrl_status st = comm_recv(ep, 0, COMM_ANY, big, sizeof big, DEAD_RECV_DL, NULL);
+    double waited = hsrl_time_now() - t0;
+    printf("rank 1 saw after %.2f s: %s\n", waited, hsrl_err_message());
+    TEST_ASSERTF(st == HSRL_E_TIMEOUT, "status %d", (int)st);
+    /* the message showed up at once, so the rest gets close_deadline_s (> DEAD_RECV_DL) */
+    TEST_ASSERTF(waited >= DEAD_CLOSE_DL - 0.01 && waited < DEAD_CLOSE_DL + 2.0, "comm_recv took %.2f s", waited);
+    TEST_ASSERTF(strstr(hsrl_err_message(), "rank 1 (actor): a PING message of 200000 bytes from rank 0 "
+                                            "(learner) began to arrive but did not finish") != NULL,
+                 "message: %s", hsrl_err_message());
+  }
+  int found = 0;
+  TEST_ASSERT(comm_poll(ep, COMM_ANY, COMM_ANY, &found, NULL) == HSRL_E_INTERNAL);
+  printf("rank 1 then: %s\n", hsrl_err_message());
+  TEST_ASSERTF(strstr(hsrl_err_message(), "the transport is unusable: a message from rank 0 (learner) began "
+                                          "to arrive and never finished") != NULL,
+               "message: %s", hsrl_err_message());
+  TEST_ASSERT(comm_barrier(ep, DL) != HSRL_OK);
+  t0 = hsrl_time_now();
+  comm_world_free(w); /* no MPI_Finalize: it would wait for the dead rank */
+  TEST_ASSERTF(hsrl_time_now() - t0 < 1.0, "comm_world_free took %.2f s", hsrl_time_now() - t0);
+}
+
 static void test_scenario_mpi_rank(void) {
   TEST_ASSERTF(!mpi_ctx.failed, "%s", mpi_ctx.why);
 }
 
 int main(int argc, char **argv) {
+  if (argc == 3 && !strcmp(argv[1], "mpi-dead") && (!strcmp(argv[2], "recv") || !strcmp(argv[2], "bcast"))) {
+    dead_case = argv[2];
+    TEST_RUN(test_dead_sender);
+    return test_summary();
+  }
   if (argc < 2 || strcmp(argv[1], "mpi") != 0) {
     TEST_RUN(test_scenario_inproc_threads);
     return test_summary();

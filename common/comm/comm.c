@@ -183,7 +183,10 @@ hsrl_status comm_recv(comm *ep, int src, int kind, void *buf, int64_t cap, doubl
                     comm_peer_name(ep, info.src, peer, sizeof peer), cap);
   const uint8_t *frame = NULL;
   int64_t n_frame = 0;
-  st = ep->ops->take(ep, &info, &frame, &n_frame);
+  /* a message that has begun to arrive gets at least close_deadline_s to finish (comm.h) */
+  double take_deadline = hsrl_time_now() + ep->world->cfg.close_deadline_s;
+  st = ep->ops->take(ep, &info, take_deadline > deadline ? take_deadline : deadline, &frame, &n_frame);
+  if (st == HSRL_E_TIMEOUT) return st; /* the transport wrote the message */
   if (st == HSRL_OK) {
     comm_header h;
     const void *payload = NULL;

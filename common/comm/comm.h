@@ -27,7 +27,12 @@
  * or stuck peer is an error, never a hang. Point-to-point timeouts leave the endpoint usable.
  * Under MPI a timed-out barrier cannot be withdrawn: the endpoint is then "broken", further
  * barriers fail, and comm_world_free() skips MPI_Finalize (which could wait forever on the peer)
- * so the process exits and mpirun ends the job.
+ * so the process exits and mpirun ends the job. A message that has begun to arrive when its
+ * sender dies (MPI: a large message whose first part came, or a member's broadcast receive) can
+ * neither finish nor be withdrawn: the receive gets until its deadline (comm_recv: at least
+ * close_deadline_s after the message showed up; comm_bcast_free: close_deadline_s), is then
+ * abandoned, and the endpoint becomes unusable: every later call fails at once without touching
+ * MPI, and comm_world_free() skips MPI_Finalize (comm_mpi.c).
  *
  * Memory. All buffers are allocated at open: no call allocates per message (tests count).
  * In-process: every endpoint has an inbox of n_slots frames of max_payload_bytes + 40 bytes;
@@ -71,7 +76,8 @@ typedef struct comm_config {
   int64_t max_payload_bytes; /* largest payload of comm_send / comm_recv (< 2 GiB) */
   int n_slots;               /* in-process: inbox depth per endpoint; MPI: sends in flight */
   uint64_t config_hash;      /* stamped on every message; a receiver rejects any other hash */
-  double close_deadline_s;   /* MPI: how long comm_world_free waits for sends to drain */
+  double close_deadline_s;   /* MPI: how long comm_world_free waits for sends to drain, and a
+                              * receive that has begun gets to finish (see Deadlines) */
 } comm_config;
 
 /* transport AUTO, 1 rank, 0 replay shards, 1 MiB payloads, 8 slots, hash 0, 10 s. */
@@ -105,8 +111,10 @@ hsrl_status comm_send(comm *ep, int dest, int kind, int64_t policy_version, cons
 
 /* Receives the oldest message matching src (a rank or COMM_ANY) and kind (or COMM_ANY) into buf
  * (cap bytes) and its header into *hdr (may be NULL; hdr->bytes = payload bytes). Waits at most
- * deadline_s. A message larger than cap gives HSRL_E_INPUT and stays queued (receive it with a
- * larger buffer); a corrupt one gives HSRL_E_CORRUPT and is consumed. */
+ * deadline_s for it to show up, and for the rest of a message that has shown up at most until
+ * then or close_deadline_s, whichever is later (then HSRL_E_TIMEOUT and, under MPI, the endpoint
+ * is unusable: see Deadlines). A message larger than cap gives HSRL_E_INPUT and stays queued
+ * (receive it with a larger buffer); a corrupt one gives HSRL_E_CORRUPT and is consumed. */
 hsrl_status comm_recv(comm *ep, int src, int kind, void *buf, int64_t cap, double deadline_s,
                       comm_header *hdr);
 
@@ -145,7 +153,9 @@ hsrl_status comm_barrier(comm *ep, double deadline_s);
 hsrl_status comm_bcast_open(comm_bcast **out, comm *ep, int group_id, const int *members,
                             int n_members);
 /* Cancels a member's pending receive; a root's unfinished send is abandoned (MPI: the endpoint
- * is then broken, see above). NULL is a no-op. */
+ * is then broken, see above). MPI: a member's receive that has begun cannot be cancelled; it gets
+ * close_deadline_s to finish, then it is abandoned and the endpoint is unusable (Deadlines).
+ * NULL is a no-op. */
 void comm_bcast_free(comm_bcast *bc);
 hsrl_status comm_bcast_start(comm_bcast *bc, void *buf, int64_t bytes, int64_t policy_version);
 /* Never waits. *done = 1 when the started broadcast has completed for this participant (hdr,

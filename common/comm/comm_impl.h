@@ -22,8 +22,12 @@ typedef struct comm_ops {
    * kind and payload bytes (frame bytes - 40, may be negative for garbage). Silent timeout. */
   hsrl_status (*probe)(comm *ep, int src, int kind, double deadline, comm_probe *info);
   /* Dequeues the message found by the last probe; *frame stays valid until release(). On an
-   * error the message is consumed and nothing needs releasing. */
-  hsrl_status (*take)(comm *ep, const comm_probe *info, const uint8_t **frame, int64_t *n_frame);
+   * error the message is consumed and nothing needs releasing. MPI: the probe may have seen only
+   * the first part of a large message, so this waits for the rest until `deadline`; then it
+   * gives HSRL_E_TIMEOUT with its own message and the transport is unusable (a receive that has
+   * begun cannot be withdrawn; see comm_mpi.c). */
+  hsrl_status (*take)(comm *ep, const comm_probe *info, double deadline, const uint8_t **frame,
+                      int64_t *n_frame);
   void (*release)(comm *ep);
   /* Silent timeout. */
   hsrl_status (*barrier)(comm *ep, double deadline);
@@ -32,7 +36,8 @@ typedef struct comm_ops {
   hsrl_status (*bcast_start)(comm_bcast *bc);
   /* Waits until the started broadcast completes or the deadline passes (silent timeout). */
   hsrl_status (*bcast_progress)(comm_bcast *bc, double deadline, int *done);
-  /* Cancels/abandons a started broadcast that has not completed (bc->active), frees impl. */
+  /* Cancels/abandons a started broadcast that has not completed (bc->active), frees impl.
+   * Waits at most the world's close_deadline_s (MPI: for a member's receive that has begun). */
   void (*bcast_free)(comm_bcast *bc);
   void (*world_free)(comm_world *w);
 } comm_ops;

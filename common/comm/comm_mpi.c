@@ -8,10 +8,22 @@
  * Send: the frame is built in one of n_slots preallocated buffers and sent with MPI_Isend; a
  * send reuses a slot whose request completed and waits (MPI_Testany) up to its deadline when
  * all are in flight. Receive: MPI_Iprobe until a matching message shows up or the deadline
- * passes (nothing is posted, so a timeout leaves nothing behind), then MPI_Recv of exactly that
- * message into the one receive buffer. Broadcast: Isend fan-out of header and payload from the
- * root; members post two Irecv (cancelled if the broadcast is freed unfinished). Waiting loops
- * spin ~50 times, yield ~50 times, then sleep 20 us .. 0.5 ms per round. */
+ * passes (nothing is posted, so a timeout leaves nothing behind), then MPI_Irecv of exactly that
+ * message into the one receive buffer, tested until it completes. Broadcast: Isend fan-out of
+ * header and payload from the root; members post two Irecv (cancelled if the broadcast is freed
+ * unfinished). Waiting loops spin ~50 times, yield ~50 times, then sleep 20 us .. 0.5 ms per round.
+ *
+ * A sender that dies mid-transfer. MPI_Iprobe matches a large message on its first fragment
+ * (shared memory: a rendezvous header; the receiver then copies the rest out of the sender's
+ * memory, which fails once the sender is gone: Open MPI prints "Read -1, expected N, errno = 3").
+ * A receive matched that way never completes and cannot be cancelled, so no wait on it may be
+ * unbounded: MPI_Recv or MPI_Wait there spun forever (an actor whose learner was killed with
+ * kill -9 in the middle of a broadcast never exited: tests/cli_dist_fault.sh). Such a receive
+ * (a message being taken, or a member's broadcast receive being freed) gets until its deadline,
+ * then it is abandoned (MPI_Request_free) and the transport becomes unusable: `abandoned` names
+ * the sender, ep->broken is set, and from then on no call of this transport calls MPI (each
+ * returns an error), so MPI never writes into a buffer that was given back to its owner, and
+ * comm_world_free skips MPI_Finalize. */
 #include <inttypes.h>
 #include <mpi.h>
 #include <sched.h>
@@ -38,6 +50,7 @@ typedef struct mpi_state {
   uint64_t n_sent;
   uint8_t *recv_frame;       /* (slot_cap) */
   int we_initialized;        /* MPI_Init was ours: finalize it */
+  int abandoned;             /* -1, or the sender of a receive that was abandoned: no MPI calls */
 } mpi_state;
 
 typedef struct mpi_bcast {
@@ -62,6 +75,24 @@ static hsrl_status mpi_fail(const comm *ep, int rc, const char *what) {
     if (mpi_rc_ != MPI_SUCCESS) return mpi_fail(ep, mpi_rc_, #call); \
   } while (0)
 
+/* Every operation starts with this: after an abandoned receive the transport calls no MPI. */
+static hsrl_status mpi_usable(const comm *ep) {
+  const mpi_state *s = state_of(ep);
+  if (s->abandoned < 0) return HSRL_OK;
+  char me[48], peer[48];
+  return hsrl_err(HSRL_E_INTERNAL, NULL, 0, NULL,
+                  "%s: the transport is unusable: a message from %s began to arrive and never "
+                  "finished (that rank died mid-transfer?)",
+                  comm_peer_name(ep, ep->rank, me, sizeof me),
+                  comm_peer_name(ep, s->abandoned, peer, sizeof peer));
+}
+
+#define MPI_USABLE(ep)                                 \
+  do {                                                 \
+    hsrl_status usable_st_ = mpi_usable(ep);           \
+    if (usable_st_ != HSRL_OK) return usable_st_;      \
+  } while (0)
+
 /* One round of waiting: spin first (lowest latency), then yield, then sleep, so a rank waiting a
  * long time does not take a core from a busy one (ranks may be oversubscribed). */
 static void idle(int *n_idle) {
@@ -78,6 +109,7 @@ static void idle(int *n_idle) {
 static hsrl_status mpi_send(comm *ep, int dest, const comm_header *hdr, const void *payload,
                             double deadline) {
   mpi_state *s = state_of(ep);
+  MPI_USABLE(ep);
   int slot = -1, n_idle = 0;
   for (int i = 0; i < s->n_slots && slot < 0; i++)
     if (s->send_req[i] == MPI_REQUEST_NULL) slot = i;
@@ -114,6 +146,7 @@ static hsrl_status mpi_send(comm *ep, int dest, const comm_header *hdr, const vo
 
 static hsrl_status mpi_probe(comm *ep, int src, int kind, double deadline, comm_probe *info) {
   mpi_state *s = state_of(ep);
+  MPI_USABLE(ep);
   int n_idle = 0;
   for (;;) {
     int flag = 0;
@@ -133,12 +166,34 @@ static hsrl_status mpi_probe(comm *ep, int src, int kind, double deadline, comm_
   }
 }
 
-static hsrl_status mpi_take(comm *ep, const comm_probe *info, const uint8_t **frame,
+static hsrl_status mpi_take(comm *ep, const comm_probe *info, double deadline, const uint8_t **frame,
                             int64_t *n_frame) {
   mpi_state *s = state_of(ep);
+  MPI_USABLE(ep);
+  MPI_Request req;
   MPI_Status status;
   /* One thread per endpoint: the first message from (src, tag) is the one just probed. */
-  int rc = MPI_Recv(s->recv_frame, (int)s->slot_cap, MPI_BYTE, info->src, info->kind, s->p2p, &status);
+  MPI_TRY(ep, MPI_Irecv(s->recv_frame, (int)s->slot_cap, MPI_BYTE, info->src, info->kind, s->p2p, &req));
+  int flag = 0, n_idle = 0, rc = MPI_SUCCESS;
+  for (;;) {
+    rc = MPI_Test(&req, &flag, &status);
+    if (rc != MPI_SUCCESS || flag) break;
+    if (hsrl_time_now() >= deadline) {
+      /* matched (the probe saw it), so the cancel does nothing and the receive is abandoned */
+      MPI_Cancel(&req);
+      MPI_Request_free(&req);
+      s->abandoned = info->src;
+      ep->broken = 1;
+      char me[48], peer[48];
+      return hsrl_err(HSRL_E_TIMEOUT, NULL, 0, NULL,
+                      "%s: a %s message of %" PRId64 " bytes from %s began to arrive but did not "
+                      "finish before its deadline (that rank died mid-transfer?); the transport is "
+                      "unusable now",
+                      comm_peer_name(ep, ep->rank, me, sizeof me), comm_kind_name(info->kind),
+                      info->bytes, comm_peer_name(ep, info->src, peer, sizeof peer));
+    }
+    idle(&n_idle);
+  }
   if (rc != MPI_SUCCESS) {
     int cls = 0;
     MPI_Error_class(rc, &cls);
@@ -147,7 +202,7 @@ static hsrl_status mpi_take(comm *ep, const comm_probe *info, const uint8_t **fr
                       "a frame of %" PRId64 " bytes exceeds the largest frame of %" PRId64
                       " (the sender runs a larger max_payload_bytes?)",
                       info->bytes + COMM_FRAME_HEADER_BYTES, s->slot_cap);
-    return mpi_fail(ep, rc, "MPI_Recv");
+    return mpi_fail(ep, rc, "MPI_Irecv/MPI_Test");
   }
   int count = 0;
   MPI_TRY(ep, MPI_Get_count(&status, MPI_BYTE, &count));
@@ -160,6 +215,7 @@ static void mpi_release(comm *ep) { (void)ep; }
 
 static hsrl_status mpi_barrier(comm *ep, double deadline) {
   mpi_state *s = state_of(ep);
+  MPI_USABLE(ep);
   MPI_Request req;
   MPI_TRY(ep, MPI_Ibarrier(s->p2p, &req));
   int n_idle = 0;
@@ -187,6 +243,7 @@ static hsrl_status mpi_bcast_open(comm_bcast *bc) {
 static hsrl_status mpi_bcast_start(comm_bcast *bc) {
   mpi_state *s = state_of(bc->ep);
   mpi_bcast *b = bc->impl;
+  MPI_USABLE(bc->ep);
   if (bc->is_root) {
     for (int i = 0; i < bc->n_members; i++) {
       MPI_TRY(bc->ep, MPI_Isend(bc->header, COMM_FRAME_HEADER_BYTES, MPI_BYTE, bc->members[i],
@@ -206,6 +263,7 @@ static hsrl_status mpi_bcast_progress(comm_bcast *bc, double deadline, int *done
   mpi_bcast *b = bc->impl;
   int n_idle = 0;
   *done = 0;
+  MPI_USABLE(bc->ep);
   for (;;) {
     int flag = 0;
     int rc = MPI_Testall(b->n_req, b->req, &flag, MPI_STATUSES_IGNORE);
@@ -224,14 +282,30 @@ static hsrl_status mpi_bcast_progress(comm_bcast *bc, double deadline, int *done
 
 static void mpi_bcast_free(comm_bcast *bc) {
   mpi_bcast *b = bc->impl;
+  mpi_state *s = state_of(bc->ep);
   int pending = 0;
   for (int i = 0; i < b->n_req; i++) pending |= b->req[i] != MPI_REQUEST_NULL;
-  if (pending && !bc->is_root) {
-    /* Receives can always be cancelled: the member leaves nothing behind. */
-    for (int i = 0; i < b->n_req; i++) {
-      if (b->req[i] == MPI_REQUEST_NULL) continue;
-      MPI_Cancel(&b->req[i]);
-      MPI_Wait(&b->req[i], MPI_STATUS_IGNORE);
+  if (pending && s->abandoned >= 0) {
+    /* no MPI calls any more (see the file comment): the requests are left as they are */
+  } else if (pending && !bc->is_root) {
+    /* A receive that has not matched is cancelled at once. One that has (the root's header or
+     * the first part of its payload arrived) cannot be cancelled: it completes if the root is
+     * alive, else never -- so wait at most close_deadline_s, then abandon it. */
+    for (int i = 0; i < b->n_req; i++)
+      if (b->req[i] != MPI_REQUEST_NULL) MPI_Cancel(&b->req[i]);
+    double deadline = hsrl_time_now() + bc->ep->world->cfg.close_deadline_s;
+    int flag = 0, n_idle = 0;
+    while (MPI_Testall(b->n_req, b->req, &flag, MPI_STATUSES_IGNORE) == MPI_SUCCESS && !flag &&
+           hsrl_time_now() < deadline)
+      idle(&n_idle);
+    if (!flag) {
+      for (int i = 0; i < b->n_req; i++)
+        if (b->req[i] != MPI_REQUEST_NULL) MPI_Request_free(&b->req[i]);
+      s->abandoned = 0;
+      bc->ep->broken = 1;
+      HSRL_WARN("rank %d: a broadcast (group %d) from rank 0 began to arrive and did not finish within "
+                "%g s (rank 0 died mid-transfer?): abandoned; the transport is unusable now",
+                bc->ep->rank, bc->group_id, bc->ep->world->cfg.close_deadline_s);
     }
   } else if (pending) {
     /* Sends may not cancel; the data may still go out after this. Finalize could then wait on a
@@ -331,6 +405,7 @@ hsrl_status comm_mpi_world_open(comm_world **out, const comm_config *cfg) {
 
   mpi_state *s = hsrl_calloc(1, sizeof *s);
   s->we_initialized = we_initialized;
+  s->abandoned = -1;
   s->n_slots = cfg->n_slots;
   s->slot_cap = COMM_FRAME_HEADER_BYTES + cfg->max_payload_bytes;
   s->send_frames = hsrl_malloc((size_t)s->n_slots * (size_t)s->slot_cap);
