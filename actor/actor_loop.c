@@ -8,6 +8,7 @@
 #include "common/hsrl_check.h"
 #include "common/hsrl_rng.h"
 #include "common/hsrl_timer.h"
+#include "common/hsrl_watchdog.h"
 #include "common/io/io_zstd.h"
 #include "learner/learner_dist.h"
 #include "replay/replay_block.h"
@@ -122,6 +123,7 @@ static hsrl_status actor_send(actor *A, int kind, const void *p, int64_t n) {
       hsrl_status st = comm_send(A->ep, A->dest, kind, A->version, p, n, 0.005);
       if (st == HSRL_OK) {
         A->n_sent++;
+        hsrl_watchdog_mark("actor: step (sent a message to its replay)");
         return HSRL_OK;
       }
       if (st != HSRL_E_TIMEOUT) return st;
@@ -206,8 +208,10 @@ static hsrl_status actor_loop(actor *A, int64_t k0) {
   const int64_t every = s->train.checkpoint_every;
   /* a resumed run starts with the step that feeds update k0 + 1 */
   const int64_t j0 = k0 > 0 ? n_pre + k0 : 0;
+  hsrl_watchdog_mark("actor: waiting for the first broadcast");
   ACTOR_TRY(actor_wait_version(A, 0)); /* the learner's first broadcast, whatever its version */
   for (int64_t j = j0; !A->stop; j++) {
+    hsrl_watchdog_mark("actor: step");
     if (A->sync && every > 0 && j > j0 && j > n_pre && (j - n_pre) % every == 0)
       actor_restart(A, j - n_pre);
     if (A->sync) {
@@ -294,6 +298,7 @@ hsrl_status actor_loop_run(comm *ep, const learner_train_options *opt) {
   st = actor_loop(A, opt->start_iteration);
 done:
   if (st != HSRL_OK) hsrl_err_context(st, "actor %d (rank %d)", A->index, comm_rank(ep));
+  hsrl_watchdog_mark("actor: closing (freeing the broadcast)"); /* it may wait close_deadline_s */
   comm_bcast_free(A->bc);
   sim_env_free(A->env);
   agent_free(A->a);

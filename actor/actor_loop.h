@@ -31,7 +31,8 @@
  * metrics only). On STOP from the learner: sends STOP to its replay and returns. A silent learner
  * is an error after opt->deadline_s (default 60 s): waiting for a policy version (sync, max_lag),
  * a replay that takes nothing, or in async mode no broadcast and no PING for that long (a dead
- * learner: MPI buffers an actor's sends, so they do not block).
+ * learner: MPI buffers an actor's sends, so they do not block). Progress marks for the rank's
+ * watchdog (learner_dist.h): every step and every message sent to the replay.
  *
  * Memory: everything is allocated before the first step; a step allocates nothing (tested:
  * tests/test_dist_alloc.c), except the environment re-created at a sync checkpoint boundary. */

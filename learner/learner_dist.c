@@ -17,6 +17,7 @@
 #include "common/hsrl_log.h"
 #include "common/hsrl_progress.h"
 #include "common/hsrl_timer.h"
+#include "common/hsrl_watchdog.h"
 #include "common/io/io_h5.h"
 #include "common/io/io_zstd.h"
 #include "replay/replay_block.h"
@@ -185,6 +186,7 @@ static hsrl_status ld_gather_shards(ldist *L, int64_t k, replay_rows *out) {
     comm_header h;
     char src[64];
     LD_TRY(ld_wait(L, 1 + r, COMM_KIND_SAMPLE_BATCH, L->in_buf, L->in_cap, &h));
+    hsrl_watchdog_mark("learner: gathering a batch from the shards");
     if (h.policy_version != k || h.bytes < (int64_t)off)
       return hsrl_err(HSRL_E_INPUT, NULL, 0, "SAMPLE_BATCH", "shard %d answered request %lld with %lld",
                       r, (long long)k, (long long)h.policy_version);
@@ -227,6 +229,7 @@ static hsrl_status ld_gather_local(ldist *L, int64_t k, replay_rows *out) {
       if (replay_shard_sample(L->local, B, out)) break;
       LD_TRY(ld_drain_stats(L));
       if (progress) {
+        hsrl_watchdog_mark("learner: ingesting its actors' transitions");
         idle_since = hsrl_time_now();
         continue;
       }
@@ -283,7 +286,12 @@ static hsrl_status ld_checkpoint(ldist *L) {
   hsrl_settings_write(L->s, 0, text, n);
   snprintf(path, sizeof path, "%s/step-%lld.h5", L->ckpt_dir, (long long)L->iteration);
   /* the shards first: a checkpoint file exists only when its cut is complete */
-  if (L->R == 0) HSRL_TRY(replay_server_snapshot(L->local, L->run_dir, 0, L->iteration));
+  hsrl_watchdog_mark("learner: checkpoint: the shards' snapshots");
+  if (L->R == 0) {
+    hsrl_watchdog_disarm("learner: writing its replay snapshot (not watched)");
+    HSRL_TRY(replay_server_snapshot(L->local, L->run_dir, 0, L->iteration));
+    hsrl_watchdog_mark("learner: checkpoint: its replay snapshot written");
+  }
   for (int r = 0; r < L->R; r++)
     HSRL_TRY(comm_send(L->ep, 1 + r, COMM_KIND_CHECKPOINT_REQUEST, L->iteration, &L->iteration,
                        sizeof L->iteration, L->deadline));
@@ -291,12 +299,15 @@ static hsrl_status ld_checkpoint(ldist *L) {
     comm_header h;
     int64_t it = -1;
     HSRL_TRY(ld_wait(L, 1 + r, COMM_KIND_CHECKPOINT_DONE, &it, sizeof it, &h));
+    hsrl_watchdog_mark("learner: checkpoint: the shards' snapshots");
     if (it != L->iteration) {
       st = hsrl_err(HSRL_E_INPUT, NULL, 0, "CHECKPOINT_DONE", "shard %d snapshot of %lld, not %lld", r,
                     (long long)it, (long long)L->iteration);
       goto done;
     }
   }
+  /* local I/O that waits for no peer: not watched */
+  hsrl_watchdog_disarm("learner: writing the checkpoint file (not watched)");
   HSRL_TRY(io_h5_create(&f, path));
   HSRL_TRY(io_h5_stamp(f, LEARNER_TRAIN_CKPT_KIND, LEARNER_TRAIN_CKPT_VERSION, hsrl_settings_hash(L->s)));
   HSRL_TRY(io_h5_attr_set_i64(f, "/", "iteration", L->iteration));
@@ -318,6 +329,7 @@ static hsrl_status ld_checkpoint(ldist *L) {
 done:
   io_h5_close(f);
   hsrl_free(text);
+  hsrl_watchdog_mark("learner: checkpoint written");
   if (st != HSRL_OK) hsrl_err_context(st, "writing checkpoint %s", path);
   return st;
 }
@@ -437,6 +449,7 @@ static hsrl_status ld_loop(ldist *L) {
   const hsrl_settings *s = L->s;
   const int64_t N = s->train.iterations, every = s->train.checkpoint_every;
   /* the actors start from version 0, or from the checkpoint's last broadcast */
+  hsrl_watchdog_mark("learner: first broadcast and request");
   LD_TRY(ld_broadcast(L, L->bc_version, L->iteration == 0));
   if (L->iteration < N) LD_TRY(ld_request(L, L->iteration + 1));
   L->t0 = L->t_int = hsrl_time_now();
@@ -446,10 +459,12 @@ static hsrl_status ld_loop(ldist *L) {
     const int last = k == N || sig;
     /* a checkpoint is a cut at k: no request beyond k goes out before it */
     const int ckpt = last || (every > 0 && k % every == 0);
+    hsrl_watchdog_mark("learner: requesting and gathering a batch");
     if (!ckpt) LD_TRY(ld_request(L, k + 1)); /* one ahead */
     replay_rows r;
     if (L->R > 0) LD_TRY(ld_gather_shards(L, k, &r));
     else LD_TRY(ld_gather_local(L, k, &r));
+    hsrl_watchdog_mark("learner: update (agent_learn), broadcast, report");
     LD_TRY(ld_update(L, &r));
     LD_TRY(ld_drain_stats(L));
     if (k % s->dist.broadcast_every == 0) LD_TRY(ld_broadcast(L, k, 1));
@@ -468,12 +483,15 @@ static hsrl_status ld_loop(ldist *L) {
   }
   if (!L->opt->quiet) hsrl_progress_finish(&L->progress, NULL);
   /* stop: the last broadcast must finish (members take every one in order) */
+  hsrl_watchdog_mark("learner: stopping: the last broadcast");
   if (L->bc_busy) {
     LD_TRY(comm_bcast_wait(L->bc, L->deadline, NULL));
     L->bc_busy = 0;
   }
-  for (int r = 1; r < comm_size(L->ep); r++)
+  for (int r = 1; r < comm_size(L->ep); r++) {
+    hsrl_watchdog_mark("learner: stopping: STOP to every rank");
     LD_TRY(comm_send(L->ep, r, COMM_KIND_STOP, L->iteration, NULL, 0, L->deadline));
+  }
   if (L->R == 0)
     LD_TRY(replay_server_drain_actors(L->ep, L->in_buf, L->in_cap, L->n_actors, L->deadline, ld_on_other, L));
   return HSRL_OK;
@@ -611,6 +629,8 @@ typedef struct ld_role {
   const learner_train_options *opt;
   const char *run_dir;
   learner_dist_actor_fn actor_fn;
+  hsrl_watchdog *wd; /* limit 2 x deadline, bound by the thread that runs the role */
+  int in_process;
   hsrl_status st;
   char msg[1024];
 } ld_role;
@@ -636,6 +656,7 @@ static hsrl_status ld_replay_role(comm *ep, const learner_train_options *opt, co
 
 static void *ld_role_main(void *arg) {
   ld_role *r = arg;
+  hsrl_watchdog_bind(r->wd);
   switch (comm_my_role(r->ep)) {
     case COMM_ROLE_LEARNER: r->st = learner_dist_learner(r->ep, r->opt, r->run_dir); break;
     case COMM_ROLE_REPLAY: r->st = ld_replay_role(r->ep, r->opt, r->run_dir); break;
@@ -645,6 +666,10 @@ static void *ld_role_main(void *arg) {
     snprintf(r->msg, sizeof r->msg, "%s", hsrl_err_message());
     HSRL_ERROR("rank %d (%s): %s", comm_rank(r->ep), comm_role_name(comm_my_role(r->ep)), r->msg);
   }
+  /* Under MPI the close is watched too (a short barrier, then the transport); a finished
+   * in-process role waits for the other threads, which may take longer than the limit. */
+  if (r->in_process) hsrl_watchdog_disarm("finished");
+  else hsrl_watchdog_mark("closing: barrier with the other ranks");
   return NULL;
 }
 
@@ -713,6 +738,7 @@ hsrl_status learner_dist_run(const learner_train_options *opt, comm_transport tr
   ld_role *roles = NULL;
   pthread_t *th = NULL;
   learner_train_options *ro = NULL; /* the roles' options: opt + start_iteration */
+  int n_roles = 0;
   const double deadline = learner_dist_deadline(opt);
   if (s->dist.replay_shards > LD_MAX_SHARDS || (s->dist.replay_shards > 0 && s->train.batch < s->dist.replay_shards))
     return hsrl_err(HSRL_E_USAGE, NULL, 0, "dist.replay_shards", "at most %d and at most train.batch",
@@ -772,9 +798,15 @@ hsrl_status learner_dist_run(const learner_train_options *opt, comm_transport tr
     const int n = comm_world_n_local(w);
     roles = hsrl_calloc((size_t)n, sizeof *roles);
     th = hsrl_calloc((size_t)n, sizeof *th);
+    n_roles = n;
     for (int i = 0; i < n; i++) {
+      char who[48];
       roles[i].ep = comm_world_local(w, i), roles[i].opt = ro, roles[i].run_dir = run_dir;
       roles[i].actor_fn = actor_fn;
+      roles[i].in_process = n > 1;
+      /* every wait between two progress marks is bounded by one deadline (hsrl_watchdog.h) */
+      roles[i].wd = hsrl_watchdog_start(comm_peer_name(roles[i].ep, comm_rank(roles[i].ep), who, sizeof who),
+                                        2.0 * deadline);
     }
     if (n == 1) {
       ld_role_main(&roles[0]);
@@ -795,9 +827,11 @@ hsrl_status learner_dist_run(const learner_train_options *opt, comm_transport tr
       comm_barrier(comm_world_local(w, 0), deadline < 5.0 ? deadline : 5.0);
       hsrl_err(st, NULL, 0, NULL, "%s", keep);
     }
+    hsrl_watchdog_mark("closing the transport"); /* MPI: the role's watchdog (this thread's) */
   }
 done:
   comm_world_free(w);
+  for (int i = 0; i < n_roles; i++) hsrl_watchdog_stop(roles[i].wd);
   hsrl_free(roles), hsrl_free(th), hsrl_free(ro);
   return st;
 }

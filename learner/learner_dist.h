@@ -11,6 +11,12 @@
  * learner that fails sends STOP to every peer (best effort) so they end at once; under MPI a
  * process whose role failed meets the others at a short barrier before closing, and leaves
  * without MPI_Finalize (which could wait forever for a dead peer) when not all of them come.
+ * The safety net: every role runs under a watchdog (common/hsrl_watchdog.h) with a limit of
+ * 2 x the deadline, bound to the role's thread; the roles' loops (this file, actor_loop.c,
+ * replay_server.c) mark progress at every step, update phase and message, disarm it around local
+ * file writes that wait for no peer (checkpoint file, replay snapshot), and under MPI it also
+ * watches the close (barrier, comm_world_free); an in-process role disarms it when it returns.
+ * It ends a rank whose loop stopped turning with a one-line error and status 1.
  *
  * Learner: broadcasts its policy (version 0, or on resume the last broadcast of the checkpoint)
  * to the actors, then for update k = 1..N (train.iterations): requests batches from every shard

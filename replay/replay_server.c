@@ -11,6 +11,7 @@
 #include "common/hsrl_alloc.h"
 #include "common/hsrl_check.h"
 #include "common/hsrl_timer.h"
+#include "common/hsrl_watchdog.h"
 #include "common/io/io_zstd.h"
 #include "replay/replay_block.h"
 #include "replay/replay_snapshot.h"
@@ -101,6 +102,7 @@ hsrl_status replay_server_ingest_steps(comm *ep, replay_shard *sh, const int *ac
     for (int i = 0; i < n_actors; i++) {
       for (;;) {
         SRV_TRY(comm_recv(ep, actors[i], COMM_ANY, buf, cap, deadline_s, &h));
+        hsrl_watchdog_mark("replay: ingesting actor steps (sync)");
         if (h.kind == COMM_KIND_PING || h.kind == COMM_KIND_TRANSITIONS)
           SRV_TRY(srv_credit(ep, h.sender, taken, deadline_s));
         if (h.kind == COMM_KIND_PING) break;
@@ -152,6 +154,7 @@ hsrl_status replay_server_drain_actors(comm *ep, uint8_t *buf, int64_t cap, int 
   int n_stopped = 0;
   while (n_stopped < n_actors) {
     SRV_TRY(comm_recv(ep, COMM_ANY, COMM_ANY, buf, cap, deadline_s, &h));
+    hsrl_watchdog_mark("draining the actors until each sent STOP");
     if (h.kind == COMM_KIND_STOP && h.sender != 0) n_stopped++;
     else if (h.kind == COMM_KIND_STATS && other) SRV_TRY(other(ctx, &h, buf));
   }
@@ -185,7 +188,10 @@ static hsrl_status srv_serve(srv *S, int64_t k, int64_t n, int *served) {
 }
 
 static hsrl_status srv_checkpoint(srv *S, int64_t it) {
+  /* local I/O that waits for no peer: not watched (the learner waits for it with its deadline) */
+  hsrl_watchdog_disarm("replay: writing a snapshot (not watched)");
   SRV_TRY(replay_server_snapshot(S->sh, S->cfg->run_dir, S->shard, it));
+  hsrl_watchdog_mark("replay: snapshot written, sending CHECKPOINT_DONE");
   return comm_send(S->ep, 0, COMM_KIND_CHECKPOINT_DONE, it, &it, sizeof it, S->cfg->deadline_s);
 }
 
@@ -240,6 +246,7 @@ static hsrl_status srv_loop(srv *S) {
   double idle_since = hsrl_time_now();
   while (!S->stop) {
     int found = 0, progress = 0;
+    hsrl_watchdog_mark("replay: loop");
     SRV_TRY(comm_poll(S->ep, 0, COMM_ANY, &found, NULL));
     if (found) {
       SRV_TRY(comm_recv(S->ep, 0, COMM_ANY, S->in_buf, S->in_cap, S->cfg->deadline_s, &h));

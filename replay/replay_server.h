@@ -40,6 +40,9 @@
  * it with the same functions (replay_server_ingest_steps / _ingest_waiting), so the sync-mode
  * result is the same as with one shard rank.
  *
+ * Progress marks for the rank's watchdog (learner_dist.h): every turn of the loop and every
+ * message ingested or drained; a snapshot write is not watched (the learner's deadline bounds it).
+ *
  * Memory: the shard and the message buffers are allocated at start; the loop allocates nothing
  * (tested: tests/test_dist_alloc.c). */
 #ifndef REPLAY_SERVER_H

@@ -5,7 +5,8 @@
 # run. mpirun runs with orte_enable_recovery so that the survivors are not killed by mpirun but
 # must end by themselves: they exit with deadline errors (`--deadline 3`; the first to report
 # may make mpirun end the rest), well within the test's hard timeout (a hang is the failure this test exists
-# to catch). Then: every complete file in ckpt/ and replay/ opens in h5dump; `hsrl train
+# to catch), and not by their watchdogs (2 x the deadline: a watchdog exit means a wait without a
+# deadline, a bug). Then: every complete file in ckpt/ and replay/ opens in h5dump; `hsrl train
 # --resume` (a new mpirun) continues from the newest complete checkpoint, which is at most one
 # checkpoint interval behind the last metrics row written before the kill, removes the killed
 # writer's temporaries, and finishes; after it every file in ckpt/ and replay/ opens.
@@ -89,6 +90,7 @@ scenario() { # NAME RANK_TO_KILL EXPECTED_ERROR_REGEX [--set ...]
   wait "$mp"
   mp=
   echo "$name: kill -9 of rank $victim at metrics row $last_row; the job ended $((SECONDS - killed_at)) s later"
+  ! grep "watchdog" "$log" || fail "$name: a watchdog ended a rank (a wait without a deadline)"
   grep -E "$expect" "$log" || { cat "$log"; fail "$name: no deadline error matching '$expect'"; }
   check_files "$run" "after the kill"
   local before

@@ -1,5 +1,7 @@
 /* comm.c: the transport-independent half of comm.h: choosing the transport, argument checks,
- * deadlines, frame validation on receive and the wording of errors. See comm.h, comm_impl.h. */
+ * deadlines, frame validation on receive and the wording of errors. See comm.h, comm_impl.h.
+ * Every call that can wait tells the calling thread's watchdog (hsrl_watchdog.h) which call it is
+ * in, and that it left it, so a rank stuck in one is named by it. */
 #include "common/comm/comm.h"
 
 #include <inttypes.h>
@@ -11,6 +13,7 @@
 #include "common/comm/comm_impl.h"
 #include "common/hsrl_check.h"
 #include "common/hsrl_timer.h"
+#include "common/hsrl_watchdog.h"
 
 comm_config comm_config_defaults(void) {
   comm_config c;
@@ -64,7 +67,10 @@ hsrl_status comm_world_open(comm_world **out, const comm_config *cfg) {
 }
 
 void comm_world_free(comm_world *w) {
-  if (w) w->ops->world_free(w);
+  if (!w) return;
+  hsrl_watchdog_note("comm_world_free", -1);
+  w->ops->world_free(w);
+  hsrl_watchdog_note(NULL, -1);
 }
 
 int comm_world_is_mpi(const comm_world *w) { return w->is_mpi; }
@@ -141,7 +147,10 @@ hsrl_status comm_send(comm *ep, int dest, int kind, int64_t policy_version, cons
   }
   comm_header hdr = {.kind = kind, .sender = ep->rank, .policy_version = policy_version,
                      .config_hash = ep->config_hash, .bytes = bytes};
-  return ep->ops->send(ep, dest, &hdr, payload, deadline);
+  hsrl_watchdog_note("comm_send", dest);
+  hsrl_status st = ep->ops->send(ep, dest, &hdr, payload, deadline);
+  hsrl_watchdog_note(NULL, -1);
+  return st;
 }
 
 /* The header fields the frame format cannot check alone: who sent it (against the transport's
@@ -160,8 +169,8 @@ static hsrl_status check_envelope(const comm *ep, const comm_probe *info, const 
   return HSRL_OK;
 }
 
-hsrl_status comm_recv(comm *ep, int src, int kind, void *buf, int64_t cap, double deadline_s,
-                      comm_header *hdr) {
+static hsrl_status recv_noted(comm *ep, int src, int kind, void *buf, int64_t cap, double deadline_s,
+                              comm_header *hdr) {
   HSRL_CHECKF(src == COMM_ANY || (src >= 0 && src < ep->size), "receive from rank %d of %d", src,
               ep->size);
   check_kind_filter(kind);
@@ -207,6 +216,14 @@ hsrl_status comm_recv(comm *ep, int src, int kind, void *buf, int64_t cap, doubl
   return st;
 }
 
+hsrl_status comm_recv(comm *ep, int src, int kind, void *buf, int64_t cap, double deadline_s,
+                      comm_header *hdr) {
+  hsrl_watchdog_note("comm_recv", src);
+  hsrl_status st = recv_noted(ep, src, kind, buf, cap, deadline_s, hdr);
+  hsrl_watchdog_note(NULL, -1);
+  return st;
+}
+
 hsrl_status comm_poll(comm *ep, int src, int kind, int *found, comm_probe *info) {
   HSRL_CHECKF(src == COMM_ANY || (src >= 0 && src < ep->size), "poll for rank %d of %d", src, ep->size);
   check_kind_filter(kind);
@@ -227,7 +244,9 @@ hsrl_status comm_barrier(comm *ep, double deadline_s) {
     return hsrl_err(HSRL_E_INTERNAL, NULL, 0, NULL,
                     "%s: the transport is unusable after an earlier collective timed out",
                     comm_peer_name(ep, ep->rank, me, sizeof me));
+  hsrl_watchdog_note("comm_barrier", -1);
   hsrl_status st = ep->ops->barrier(ep, deadline);
+  hsrl_watchdog_note(NULL, -1);
   if (st == HSRL_E_TIMEOUT)
     return hsrl_err(HSRL_E_TIMEOUT, NULL, 0, NULL,
                     "%s: not every one of the %d ranks reached the barrier within %g s",

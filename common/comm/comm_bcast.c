@@ -11,6 +11,7 @@
 #include "common/hsrl_alloc.h"
 #include "common/hsrl_check.h"
 #include "common/hsrl_timer.h"
+#include "common/hsrl_watchdog.h"
 
 hsrl_status comm_bcast_open(comm_bcast **out, comm *ep, int group_id, const int *members,
                             int n_members) {
@@ -45,7 +46,9 @@ hsrl_status comm_bcast_open(comm_bcast **out, comm *ep, int group_id, const int 
 
 void comm_bcast_free(comm_bcast *bc) {
   if (!bc) return;
+  hsrl_watchdog_note("comm_bcast_free", bc->is_root ? -1 : 0);
   bc->ep->ops->bcast_free(bc);
+  hsrl_watchdog_note(NULL, -1);
   hsrl_free(bc->members);
   hsrl_free(bc);
 }
@@ -116,7 +119,9 @@ static hsrl_status progress(comm_bcast *bc, double deadline, double deadline_s, 
   HSRL_CHECKF(bc->active, "broadcast group %d: test/wait without a started broadcast", bc->group_id);
   *done = 0;
   if (bc->broken) return unusable(bc);
+  hsrl_watchdog_note(deadline_s < 0 ? "comm_bcast_test" : "comm_bcast_wait", bc->is_root ? -1 : 0);
   hsrl_status st = bc->ep->ops->bcast_progress(bc, deadline, done);
+  hsrl_watchdog_note(NULL, -1);
   if (st == HSRL_E_TIMEOUT && deadline_s < 0) return HSRL_OK; /* a test: not done yet */
   if (st == HSRL_E_TIMEOUT) {
     char me[48], root[48];
