@@ -329,7 +329,7 @@ static hsrl_status ld_checkpoint(ldist *L) {
 done:
   io_h5_close(f);
   hsrl_free(text);
-  hsrl_watchdog_mark("learner: checkpoint written");
+  hsrl_watchdog_mark("learner: after writing the checkpoint file");
   if (st != HSRL_OK) hsrl_err_context(st, "writing checkpoint %s", path);
   return st;
 }
