@@ -48,10 +48,10 @@ episodes = 200
 seeds = 3
 INI
 "$hsrl" sid build --config q.ini --data w.data.h5 --out w.sid.h5 >/dev/null 2>&1 || fail "sid build"
-timeout 250 "$hsrl" train q.ini --quiet >train.log 2>&1 || { tail -5 train.log; fail "hsrl train"; }
+timeout 400 "$hsrl" train q.ini --quiet >train.log 2>&1 || { tail -5 train.log; fail "hsrl train"; }
 "$hsrl" eval q.ini --checkpoint runs/hsrl/ckpt/step-1500.h5 --json e.json >agent.txt 2>&1 || { cat agent.txt; fail "eval"; }
 fixes="--set agent.off_policy_correction=true --set agent.advantage=normalise --set agent.credit=click"
-timeout 250 "$hsrl" train q.ini --quiet --set run.name=fixed $fixes >fixed.log 2>&1 || { tail -5 fixed.log; fail "hsrl train (b)"; }
+timeout 400 "$hsrl" train q.ini --quiet --set run.name=fixed $fixes >fixed.log 2>&1 || { tail -5 fixed.log; fail "hsrl train (b)"; }
 "$hsrl" eval q.ini --set run.name=fixed $fixes --checkpoint runs/fixed/ckpt/step-1500.h5 --json f.json >fixed.txt 2>&1 ||
   { cat fixed.txt; fail "eval (b)"; }
 "$hsrl" eval --data w.data.h5 --world --policies random,popular,oracle --episodes 200 --seeds 3 --batch 32 \
