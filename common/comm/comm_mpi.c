@@ -87,6 +87,12 @@ static hsrl_status mpi_usable(const comm *ep) {
                   comm_peer_name(ep, s->abandoned, peer, sizeof peer));
 }
 
+/* A receive from src that began and will never finish was given up: no MPI calls from now on. */
+static void mpi_abandon(comm *ep, int src) {
+  state_of(ep)->abandoned = src;
+  ep->broken = 1;
+}
+
 #define MPI_USABLE(ep)                                 \
   do {                                                 \
     hsrl_status usable_st_ = mpi_usable(ep);           \
@@ -182,8 +188,7 @@ static hsrl_status mpi_take(comm *ep, const comm_probe *info, double deadline, c
       /* matched (the probe saw it), so the cancel does nothing and the receive is abandoned */
       MPI_Cancel(&req);
       MPI_Request_free(&req);
-      s->abandoned = info->src;
-      ep->broken = 1;
+      mpi_abandon(ep, info->src);
       char me[48], peer[48];
       return hsrl_err(HSRL_E_TIMEOUT, NULL, 0, NULL,
                       "%s: a %s message of %" PRId64 " bytes from %s began to arrive but did not "
@@ -301,8 +306,7 @@ static void mpi_bcast_free(comm_bcast *bc) {
     if (!flag) {
       for (int i = 0; i < b->n_req; i++)
         if (b->req[i] != MPI_REQUEST_NULL) MPI_Request_free(&b->req[i]);
-      s->abandoned = 0;
-      bc->ep->broken = 1;
+      mpi_abandon(bc->ep, 0); /* the root (comm.h) */
       HSRL_WARN("rank %d: a broadcast (group %d) from rank 0 began to arrive and did not finish within "
                 "%g s (rank 0 died mid-transfer?): abandoned; the transport is unusable now",
                 bc->ep->rank, bc->group_id, bc->ep->world->cfg.close_deadline_s);
