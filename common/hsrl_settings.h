@@ -51,7 +51,7 @@
   X(run, sim_all,      PATH,   "",     NULL,      "simulator trained on all records, for evaluation (empty: the synthetic world's true model)") \
   X(run, sid,          PATH,   "",     NULL,      "Semantic-ID file (hsrl sid build); needed by agent.kind = hsrl") \
   X(run, baselines,    STRING, "sl",   NULL,      "hsrl run: agents trained beside agent.kind, in out_dir/name-<agent>: sl, sl-id, hsrl, hsrl-paper, hsrl-no-bc, hsrl-no-mlc, hsrl-no-hierarchy, hsrl-no-entropy (empty: none)") \
-  X(run, compare,      STRING, "random,popular,greedy,oracle", NULL, "hsrl run: reference policies in the results table (greedy needs run.sim_train, oracle a synthetic world)")
+  X(run, compare,      STRING, "random,popular,greedy,oracle", NULL, "hsrl run: reference policies in the results table (greedy: by run.sim_train; oracle: by the evaluation's click model)")
 
 #define HSRL_SETTINGS_DATA(X) \
   X(data, format,         ENUM,   "synth", "synth|ml1m|ml100k|rl4rs", "dataset reader") \
@@ -77,6 +77,7 @@
   X(sim, dropout,           DOUBLE, "0.2",  "[0,1)",     "dropout in the user tower") \
   X(sim, lr,                DOUBLE, "1e-3", "(0,inf)",   "Adam learning rate") \
   X(sim, l2,                DOUBLE, "3e-4", "[0,inf)",   "L2 coefficient added to the BCE loss") \
+  X(sim, id_l2,             DOUBLE, "1e-4", "[0,inf)",   "L2 on the item-id embedding: id_l2 * its sum of squares (shrinks rarely seen items)") \
   X(sim, batch,             INT,    "128",  "[1,inf)",   "records per update") \
   X(sim, max_epochs,        INT,    "20",   "[1,inf)",   "upper bound on training epochs") \
   X(sim, patience,          INT,    "3",    "[0,inf)",   "epochs without a better validation AUC before stopping (0: never)") \

@@ -19,11 +19,12 @@
  *              supervised baseline), trained the same way.
  *   eval       out_dir/name/results.{tsv,json}: every trained agent acting greedily and the
  *              reference policies of run.compare (random, popular, greedy = top K of the sim-train
- *              model's click probabilities, oracle = the synthetic world's myopic oracle), in the
+ *              model's click probabilities, oracle = top K of the evaluation's own click model:
+ *              the synthetic world's myopic oracle, or greedy by run.sim_all), in the
  *              click model of run.sim_all (empty: the synthetic world's ground truth), the protocol
  *              of method.md section 9 (sim_eval.h): test-split users, eval.episodes episodes per
  *              seed, eval.seeds seeds from run.seed, the same user draws for every policy. greedy
- *              is left out without run.sim_train, oracle unless the evaluation runs in the world.
+ *              is left out without run.sim_train.
  * The table (policy, Total Reward, Depth, click rate, coverage: mean +- std across seeds) is
  * printed at the end of every run, also when every stage was current.
  *

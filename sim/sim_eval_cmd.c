@@ -44,9 +44,10 @@ static void eval_cmd_usage(FILE *f) {
       "                  'greedy by the training simulator', named greedy-by-other-sim in the table)\n"
       "  --world         click model: the synthetic world's ground truth stored in --data\n"
       "  --policies L    comma-separated: random, popular (most clicked in the train split),\n"
-      "                  greedy (top K of the click model's own probabilities), oracle (the\n"
-      "                  myopic oracle of the synthetic world; needs --world)\n"
-      "                  default: random,popular,greedy (+ oracle with --world)\n"
+      "                  greedy (top K of the click model's own probabilities, or of\n"
+      "                  --greedy-sim's), oracle (top K of the click model's own: the myopic\n"
+      "                  oracle of the world, the one-step oracle of --sim)\n"
+      "                  default: random,popular,greedy (+ oracle with --world or --greedy-sim)\n"
       "  --episodes E    episodes per seed (default eval.episodes)\n"
       "  --seeds S       seeds (default eval.seeds)\n"
       "  --batch B       simulated users at once (default env.batch)\n"
@@ -161,7 +162,8 @@ int sim_eval_command(int argc, char **argv) {
     fprintf(stderr, "hsrl eval: give exactly one click model: --sim FILE or --world\n");
     goto done;
   }
-  if (!policies) policies = world_mode ? "random,popular,greedy,oracle" : "random,popular,greedy";
+  if (!policies)
+    policies = world_mode || greedy_sim ? "random,popular,greedy,oracle" : "random,popular,greedy";
   /* policy names */
   for (const char *p = policies; *p;) {
     const char *comma = strchr(p, ',');
@@ -180,10 +182,6 @@ int sim_eval_command(int argc, char **argv) {
     if (strcmp(n, "random") && strcmp(n, "popular") && strcmp(n, "greedy") && strcmp(n, "oracle")) {
       fprintf(stderr,
               "hsrl eval: --policies: unknown policy '%s' (random, popular, greedy, oracle)\n", n);
-      goto done;
-    }
-    if (!strcmp(n, "oracle") && !world_mode) {
-      fprintf(stderr, "hsrl eval: --policies: oracle needs --world (the true click model)\n");
       goto done;
     }
     n_pol++;
@@ -261,8 +259,10 @@ int sim_eval_command(int argc, char **argv) {
       pol[j] = sim_policy_simple_popular(&data, data.train_idx, data.n_train, data.slate_size);
     else if (!strcmp(n, "greedy"))
       pol[j] = sim_policy_simple_greedy(&greedy_model, batch);
-    else
+    else if (world_mode)
       pol[j] = sim_policy_simple_oracle(&world, batch);
+    else /* the --sim model's own top K */
+      pol[j] = sim_policy_simple_greedy(&model, batch);
     if (s->env.exclude_history) sim_policy_simple_exclude_history(pol[j], data.history_len);
     sim_eval_policy ep;
     memset(&ep, 0, sizeof ep);

@@ -104,7 +104,7 @@ sim_urm_config sim_urm_config_make(const hsrl_settings_sim *s, const sim_dataset
   c.dropout = (float)s->dropout;
   c.l2 = (float)s->l2;
   c.item_id_embedding = s->item_id_embedding ? 1 : 0;
-  c.l2_id_embedding = 0;
+  c.id_l2 = (float)s->id_l2;
   return c;
 }
 
@@ -112,8 +112,8 @@ static void urm_check_config(const sim_urm_config *c, const sim_dataset *d) {
   HSRL_CHECKF(c->f >= 1 && c->hidden >= 1 && c->heads >= 1 && c->f % c->heads == 0,
               "sim config: f %lld hidden %lld heads %lld", (long long)c->f, (long long)c->hidden,
               (long long)c->heads);
-  HSRL_CHECKF(c->dropout >= 0.0f && c->dropout < 1.0f && c->l2 >= 0.0f, "sim config: dropout %g l2 %g",
-              (double)c->dropout, (double)c->l2);
+  HSRL_CHECKF(c->dropout >= 0.0f && c->dropout < 1.0f && c->l2 >= 0.0f && c->id_l2 >= 0.0f,
+              "sim config: dropout %g l2 %g id_l2 %g", (double)c->dropout, (double)c->l2, (double)c->id_l2);
   HSRL_CHECKF(d->n_items == c->n_items && d->item_dim == c->item_dim && d->n_users == c->n_users &&
                   d->user_dim == c->user_dim && d->history_len == c->history_len &&
                   d->slate_size == c->slate_size,
@@ -337,16 +337,16 @@ static void urm_set_users(const sim_urm *m, sim_urm_work *w, int64_t B, const in
   nn_embedding_forward(w->uf, user_ids, m->data->user_features, B, c->user_dim);
 }
 
+/* l2 * sum_t mean(theta_t^2) over every tensor but the id embedding, + id_l2 * sum(E_id^2). */
 static double urm_reg(const sim_urm *m) {
   const float *v = nn_params_values(m->params);
   double reg = 0.0;
   for (int64_t t = 0; t < nn_params_count(m->params); t++) {
     const nn_param_entry *e = nn_params_entry(m->params, t);
-    if (e->offset == m->o_emb && !m->cfg.l2_id_embedding) continue;
     if (e->n == 0) continue;
     double s = 0.0;
     for (int64_t i = 0; i < e->n; i++) s += (double)v[e->offset + i] * (double)v[e->offset + i];
-    reg += s / (double)e->n;
+    reg += e->offset == m->o_emb ? (double)m->cfg.id_l2 * s : (double)m->cfg.l2 * s / (double)e->n;
   }
   return reg;
 }
@@ -424,7 +424,7 @@ double sim_urm_forward(const sim_urm *m, sim_urm_work *w, int64_t B, const int32
   w->bce = n > 0 ? nn_bce_with_logits_forward(w->logits, w->targets, n) : 0.0;
   w->reg = urm_reg(m);
   w->trained = train != 0 && w->train_buffers;
-  return w->bce + (double)c->l2 * w->reg;
+  return w->bce + w->reg;
 }
 
 /* ---------------------------------------------------------------- backward */
@@ -502,14 +502,14 @@ void sim_urm_backward(const sim_urm *m, sim_urm_work *w, float dloss) {
   nn_relu_backward(w->dpre, dh1, w->h1, B * hid);
   nn_linear_backward(NULL, g + m->o_w1, g + m->o_b1, w->dpre, w->uf, v + m->o_w1, B, P, hid);
 
-  /* l2 * sum_t mean(theta_t^2) */
-  if (c->l2 > 0.0f) {
-    for (int64_t t = 0; t < nn_params_count(m->params); t++) {
-      const nn_param_entry *e = nn_params_entry(m->params, t);
-      if ((e->offset == m->o_emb && !c->l2_id_embedding) || e->n == 0) continue;
-      float s = (float)(2.0 * (double)c->l2 * (double)dloss / (double)e->n);
-      for (int64_t i = 0; i < e->n; i++) g[e->offset + i] += s * v[e->offset + i];
-    }
+  /* the regulariser (urm_reg) */
+  for (int64_t t = 0; t < nn_params_count(m->params); t++) {
+    const nn_param_entry *e = nn_params_entry(m->params, t);
+    if (e->n == 0) continue;
+    const double coef = e->offset == m->o_emb ? (double)c->id_l2 : (double)c->l2 / (double)e->n;
+    if (coef == 0.0) continue;
+    const float s = (float)(2.0 * coef * (double)dloss);
+    for (int64_t i = 0; i < e->n; i++) g[e->offset + i] += s * v[e->offset + i];
   }
 }
 

@@ -434,7 +434,7 @@ hsrl_status sim_urm_save(const sim_urm *m, const char *path, const sim_urm_train
   HSRL_TRY(io_h5_attr_set_f64(f, "/", "dropout", (double)c->dropout));
   HSRL_TRY(io_h5_attr_set_f64(f, "/", "l2", (double)c->l2));
   HSRL_TRY(io_h5_attr_set_i64(f, "/", "item_id_embedding", c->item_id_embedding));
-  HSRL_TRY(io_h5_attr_set_i64(f, "/", "l2_id_embedding", c->l2_id_embedding));
+  HSRL_TRY(io_h5_attr_set_f64(f, "/", "id_l2", (double)c->id_l2));
   HSRL_TRY(nn_params_write(sim_urm_params(m), f, 0));
   if (log) HSRL_TRY(train_write_metrics(f, log));
   st = io_h5_commit(f);
@@ -491,26 +491,26 @@ hsrl_status sim_urm_load(sim_urm **out, const char *path, const sim_dataset *d) 
   c.user_dim = d->user_dim;
   c.history_len = d->history_len;
   c.slate_size = d->slate_size;
-  int64_t id_emb = 0, l2_id = 0;
-  double dropout = 0.0, l2 = 0.0;
+  int64_t id_emb = 0;
+  double dropout = 0.0, l2 = 0.0, id_l2 = 0.0; /* id_l2: absent in files written before it existed */
   HSRL_TRY(train_attr_i64(f, path, "f", 1, &c.f));
   HSRL_TRY(train_attr_i64(f, path, "hidden", 1, &c.hidden));
   HSRL_TRY(train_attr_i64(f, path, "heads", 1, &c.heads));
   HSRL_TRY(train_attr_i64(f, path, "item_id_embedding", 0, &id_emb));
-  HSRL_TRY(train_attr_i64(f, path, "l2_id_embedding", 0, &l2_id));
+  if (io_h5_attr_exists(f, "/", "id_l2")) HSRL_TRY(io_h5_attr_get_f64(f, "/", "id_l2", &id_l2));
   HSRL_TRY(io_h5_attr_get_f64(f, "/", "dropout", &dropout));
   HSRL_TRY(io_h5_attr_get_f64(f, "/", "l2", &l2));
   if (c.f % c.heads != 0 || c.f > 4096 || c.hidden > 65536 || !(dropout >= 0.0 && dropout < 1.0) ||
-      !(l2 >= 0.0)) {
+      !(l2 >= 0.0) || !(id_l2 >= 0.0)) {
     st = hsrl_err(HSRL_E_CORRUPT, path, 0, "f",
-                  "bad model attributes (f %lld, hidden %lld, heads %lld, dropout %g, l2 %g)",
-                  (long long)c.f, (long long)c.hidden, (long long)c.heads, dropout, l2);
+                  "bad model attributes (f %lld, hidden %lld, heads %lld, dropout %g, l2 %g, id_l2 %g)",
+                  (long long)c.f, (long long)c.hidden, (long long)c.heads, dropout, l2, id_l2);
     goto done;
   }
   c.dropout = (float)dropout;
   c.l2 = (float)l2;
   c.item_id_embedding = id_emb != 0;
-  c.l2_id_embedding = l2_id != 0;
+  c.id_l2 = (float)id_l2;
   m = sim_urm_init(&c, d, 0);
   HSRL_TRY(nn_params_read(sim_urm_params(m), f, path, 0));
   *out = m;

@@ -26,7 +26,7 @@
  *                     sim_config (the effective [sim] section as INI text), seed, split
  *                     ("train" | "all"), data_file, data_name, data_n_items, data_item_dim,
  *                     data_n_users, data_user_dim, data_history_len, data_slate_size,
- *                     f, hidden, heads, dropout, l2, item_id_embedding, l2_id_embedding,
+ *                     f, hidden, heads, dropout, l2, item_id_embedding, id_l2,
  *                     and after training: epochs, best_epoch, early_stopping ("held-out" | "test"),
  *                     best_test_auc, best_test_macro_auc, best_test_log_loss, best_test_ece,
  *                     best_val_auc, held_out ("latest-per-user" | "random"), n_fit, n_val,

@@ -1,9 +1,9 @@
 /* test_sim_urm.c: the user-response model and its trainer (sim/sim_urm.h, sim/sim_urm_train.h;
  * method.md section 3).
  *
- *  - whole-model random-direction gradient check of the loss (BCE on logits + l2 term) w.r.t.
- *    every parameter tensor, with and without the id embedding in the l2 sum, with dropout off and
- *    with a fixed dropout mask; a backward with a 5% wrong scale must be rejected by the checker;
+ *  - whole-model random-direction gradient check of the loss (BCE on logits + l2 terms) w.r.t.
+ *    every parameter tensor, with and without the id embedding's own l2 term (id_l2), with
+ *    dropout off and with a fixed dropout mask; a backward with a 5% wrong scale must be rejected;
  *  - padding is masked: changing the padding item's features and id-embedding row changes no
  *    probability; an empty history gives c0 = b_o (the attention weights do not matter);
  *  - the user context c (sim_urm_user_context) dotted with phi(i) gives the click logits;
@@ -91,6 +91,7 @@ static sim_urm_config small_config(const sim_dataset *d, int id_emb, float dropo
   c.dropout = dropout;
   c.l2 = l2;
   c.item_id_embedding = id_emb;
+  c.id_l2 = 0.0f; /* the id term is switched on where a test says so */
   return c;
 }
 
@@ -181,7 +182,7 @@ static void test_gradient_direction(void) {
   sim_urm_config c = small_config(&d, 1, 0.0f, 0.05f);
   int ok1 = run_direction_check(&c, &d, 1.0f, &res);
   double err1 = res.max_err;
-  c.l2_id_embedding = 1;
+  c.id_l2 = 0.5f; /* the id embedding's own l2 term */
   int ok2 = run_direction_check(&c, &d, 1.0f, &res);
   double err2 = res.max_err;
   c = small_config(&d, 1, 0.3f, 0.05f); /* dropout on: the mask is fixed by the key */
@@ -378,6 +379,61 @@ static void test_no_allocation_in_steady_state(void) {
                (long long)(after - before));
 }
 
+/* id_l2 (the id embedding's own l2 term) is what moves the row of an item the records never
+ * show: without it such a row keeps its initial value, with it the row shrinks toward 0 (an
+ * item the data says nothing about is scored by its features alone). */
+static double unseen_row_norm_after_steps(const sim_dataset *d, float id_l2, int32_t unseen,
+                                          double *before) {
+  sim_urm_config c = small_config(d, 1, 0.0f, 3e-4f);
+  c.id_l2 = id_l2;
+  sim_urm *m = sim_urm_init(&c, d, 5);
+  sim_urm_work *tr = sim_urm_work_init(m, 16, 1);
+  test_batch b;
+  batch_make(&b, d, 0, 16);
+  const float *row = nn_params_value_of(sim_urm_params(m), "sim/item/id_emb") + (int64_t)unseen * c.f;
+  double n0 = 0.0, n1 = 0.0;
+  for (int64_t j = 0; j < c.f; j++) n0 += (double)row[j] * (double)row[j];
+  nn_adam_config adam = nn_adam_defaults(1e-2f);
+  for (int it = 0; it < 50; it++) {
+    nn_params_zero_grads(sim_urm_params(m));
+    sim_urm_forward(m, tr, 16, b.user, b.hist, b.slate, b.target, 1, (uint64_t)it);
+    sim_urm_backward(m, tr, 1.0f);
+    nn_params_adam_update(sim_urm_params(m), &adam);
+  }
+  for (int64_t j = 0; j < c.f; j++) n1 += (double)row[j] * (double)row[j];
+  batch_free(&b);
+  sim_urm_work_free(tr);
+  sim_urm_free(m);
+  *before = sqrt(n0);
+  return sqrt(n1);
+}
+
+static void test_id_l2_shrinks_unseen_items(void) {
+  world_sizes z = {40, 4, 8, 5, 5, 7, 64};
+  sim_dataset d;
+  world_make(&d, NULL, &z, 6);
+  /* the items of the first 16 records (histories and slates); the first item they never show */
+  test_batch b;
+  batch_make(&b, &d, 0, 16);
+  uint8_t shown[41] = {0};
+  for (int64_t i = 0; i < 16 * z.H; i++) shown[b.hist[i]] = 1;
+  for (int64_t i = 0; i < 16 * z.K; i++) shown[b.slate[i]] = 1;
+  batch_free(&b);
+  int32_t unseen = 0;
+  for (int32_t i = 1; i <= 40 && !unseen; i++)
+    if (!shown[i]) unseen = i;
+  TEST_ASSERTF(unseen > 0, "every item is in the first 16 records: make the catalog larger");
+  double init0, init1;
+  double off = unseen_row_norm_after_steps(&d, 0.0f, unseen, &init0);
+  double on = unseen_row_norm_after_steps(&d, 0.05f, unseen, &init1);
+  printf("  item %d never shown: id row norm %.4f at init; after 50 steps %.4f (id_l2 0), %.4f (0.05)\n",
+         unseen, init0, off, on);
+  TEST_ASSERT(init0 > 0.0 && init0 == init1);
+  TEST_ASSERTF(off == init0, "without id_l2 an unseen item's row moved: %g -> %g", init0, off);
+  TEST_ASSERTF(on < 0.5 * init0, "id_l2 0.05 left an unseen item's row at %g of %g", on, init0);
+  sim_dataset_free(&d);
+}
+
 /* ---------------------------------------------------------------- training */
 
 static void tiny_settings(hsrl_settings *s) {
@@ -473,6 +529,7 @@ static void test_save_load_identical(void) {
   sim_urm *m2 = NULL;
   TEST_ASSERTF(sim_urm_load(&m2, path, &d) == HSRL_OK, "%s", hsrl_err_message());
   TEST_ASSERT(sim_urm_get_config(m2)->item_id_embedding == c.item_id_embedding);
+  TEST_ASSERT(sim_urm_get_config(m2)->id_l2 == c.id_l2 && c.id_l2 > 0.0f);
   TEST_ASSERT(nn_params_same_layout(sim_urm_params(m), sim_urm_params(m2)));
   sim_urm_work *w = sim_urm_work_init(m, 64, 0);
   test_batch b;
@@ -555,6 +612,7 @@ int main(void) {
   TEST_RUN(test_item_vectors);
   TEST_RUN(test_user_context);
   TEST_RUN(test_no_allocation_in_steady_state);
+  TEST_RUN(test_id_l2_shrinks_unseen_items);
   TEST_RUN(test_training_learns_item_effect);
   TEST_RUN(test_save_load_identical);
   TEST_RUN(test_train_command);
