@@ -1152,8 +1152,7 @@ static hsrl_status run_do_eval(run_ctx *c, const char *tsv, const char *json) {
   learner_world w;
   memset(&w, 0, sizeof w);
   sim_urm *urm = NULL;
-  sim_click_adapters_urm *adapter = NULL, *oracle_adapter = NULL;
-  sim_click_model oracle_model;
+  sim_click_adapters_urm *adapter = NULL;
   sim_policy_simple *simple[RUN_MAX_POLICIES] = {0};
   agent *agents[RUN_MAX_AGENTS] = {0};
   run_eval_agent actx[RUN_MAX_AGENTS];
@@ -1227,9 +1226,7 @@ static hsrl_status run_do_eval(run_ctx *c, const char *tsv, const char *json) {
         sp = sim_policy_simple_oracle(&w.synth, batch);
         src = "the world's true click model";
       } else { /* greedy by the evaluation's own click model (run.sim_all): its one-step oracle */
-        oracle_adapter = sim_click_adapters_urm_init(w.urm, batch);
-        oracle_model = sim_click_adapters_urm_model(oracle_adapter);
-        sp = sim_policy_simple_greedy(&oracle_model, batch);
+        sp = sim_policy_simple_greedy(&w.model, batch);
         src = s->run.sim_all;
       }
       if (s->env.exclude_history) sim_policy_simple_exclude_history(sp, w.data.history_len);
@@ -1286,7 +1283,6 @@ done:
   for (int64_t j = 0; j < RUN_MAX_POLICIES; j++) sim_policy_simple_free(simple[j]);
   for (int64_t i = 0; i < RUN_MAX_AGENTS; i++) agent_free(agents[i]);
   sim_click_adapters_urm_free(adapter);
-  sim_click_adapters_urm_free(oracle_adapter);
   sim_urm_free(urm);
   learner_train_world_free(&w);
   run_text_free(&t);

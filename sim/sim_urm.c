@@ -337,7 +337,12 @@ static void urm_set_users(const sim_urm *m, sim_urm_work *w, int64_t B, const in
   nn_embedding_forward(w->uf, user_ids, m->data->user_features, B, c->user_dim);
 }
 
-/* l2 * sum_t mean(theta_t^2) over every tensor but the id embedding, + id_l2 * sum(E_id^2). */
+/* The regulariser is sum_t coef_t * sum(theta_t^2): l2 / n_t for every tensor but the id
+ * embedding (l2 * mean(theta_t^2)), id_l2 for the id embedding (a per-row prior). */
+static double urm_reg_coef(const sim_urm *m, const nn_param_entry *e) {
+  return e->offset == m->o_emb ? (double)m->cfg.id_l2 : (double)m->cfg.l2 / (double)e->n;
+}
+
 static double urm_reg(const sim_urm *m) {
   const float *v = nn_params_values(m->params);
   double reg = 0.0;
@@ -346,7 +351,7 @@ static double urm_reg(const sim_urm *m) {
     if (e->n == 0) continue;
     double s = 0.0;
     for (int64_t i = 0; i < e->n; i++) s += (double)v[e->offset + i] * (double)v[e->offset + i];
-    reg += e->offset == m->o_emb ? (double)m->cfg.id_l2 * s : (double)m->cfg.l2 * s / (double)e->n;
+    reg += urm_reg_coef(m, e) * s;
   }
   return reg;
 }
@@ -506,7 +511,7 @@ void sim_urm_backward(const sim_urm *m, sim_urm_work *w, float dloss) {
   for (int64_t t = 0; t < nn_params_count(m->params); t++) {
     const nn_param_entry *e = nn_params_entry(m->params, t);
     if (e->n == 0) continue;
-    const double coef = e->offset == m->o_emb ? (double)c->id_l2 : (double)c->l2 / (double)e->n;
+    const double coef = urm_reg_coef(m, e);
     if (coef == 0.0) continue;
     const float s = (float)(2.0 * coef * (double)dloss);
     for (int64_t i = 0; i < e->n; i++) g[e->offset + i] += s * v[e->offset + i];
