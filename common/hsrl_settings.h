@@ -144,7 +144,9 @@
   X(train, buffer,           INT, "100000", "[1,inf)", "replay capacity in transitions (over all shards)") \
   X(train, learning_starts,  INT, "2000",   "[0,inf)", "transitions stored before the first update") \
   X(train, report_every,     INT, "100",    "[1,inf)", "updates between rows of metrics.tsv") \
-  X(train, checkpoint_every, INT, "5000",   "[0,inf)", "updates between checkpoints (0: only the last)")
+  X(train, checkpoint_every, INT, "5000",   "[0,inf)", "updates between checkpoints (0: only the last)") \
+  X(train, lr_decay,         ENUM, "constant", "constant|linear|cosine", "learning rates of every network from their [agent] value at the first update to lr_final x it at update train.iterations") \
+  X(train, lr_final,         DOUBLE, "0.1",  "[0,1]",   "lr_decay's last learning rate, a fraction of the first")
 
 #define HSRL_SETTINGS_DIST(X) \
   X(dist, replay_shards,         INT,  "0",     "[0,4096]", "R: replay shard ranks (0: replay inside the learner)") \

@@ -1131,6 +1131,55 @@ static void test_nonfinite_skips_step(void) {
   fixture_free(&f);
 }
 
+/* train.lr_decay: the same agent with a linear decay to 0 over 3 updates and with a constant rate take
+ * the same first step; the second step of the decaying one is half the constant one's (Adam's step is
+ * proportional to lr, both have the same moments), and its third step (lr 0) moves nothing. */
+static void test_lr_decay(void) {
+  fixture f;
+  fixture_small(&f, 131);
+  agent_hsrl_config c = small_config(&f, 8, 131), d = c;
+  d.lr_schedule = (nn_lr_schedule){NN_LR_LINEAR, 0.0, 3};
+  agent *a = make_agent(&c, &f), *b = make_agent(&d, &f);
+  hsrl_rng r;
+  hsrl_rng_init(&r, 131, 13);
+  batch_buf bb;
+  batch_make(&bb, &f, 8, &r);
+  agent_stats st;
+  const int64_t na = nn_params_size(agent_hsrl_params(a, AGENT_HSRL_ACTOR));
+  const int64_t nc = nn_params_size(agent_hsrl_params(a, AGENT_HSRL_CRITIC));
+  float *a0 = hsrl_malloc((size_t)na * sizeof(float)), *b0 = hsrl_malloc((size_t)na * sizeof(float));
+  float *c0 = hsrl_malloc((size_t)nc * sizeof(float));
+  agent_learn(a, &bb.b, &st);
+  agent_learn(b, &bb.b, &st);
+  TEST_ASSERT(memcmp(table_values(a, AGENT_HSRL_ACTOR), table_values(b, AGENT_HSRL_ACTOR), (size_t)na * sizeof(float)) == 0);
+  memcpy(a0, table_values(a, AGENT_HSRL_ACTOR), (size_t)na * sizeof(float));
+  memcpy(b0, table_values(b, AGENT_HSRL_ACTOR), (size_t)na * sizeof(float));
+  agent_learn(a, &bb.b, &st);
+  agent_learn(b, &bb.b, &st);
+  const float *a1 = table_values(a, AGENT_HSRL_ACTOR), *b1 = table_values(b, AGENT_HSRL_ACTOR);
+  double worst = 0.0, moved = 0.0;
+  for (int64_t i = 0; i < na; i++) {
+    const double da = (double)a1[i] - (double)a0[i], db = (double)b1[i] - (double)b0[i];
+    moved = fmax(moved, fabs(da));
+    worst = fmax(worst, fabs(db - 0.5 * da));
+  }
+  printf("  step 2: constant lr moved up to %.3g; |half-lr step - half of it| <= %.3g\n", moved, worst);
+  TEST_ASSERTF(moved > 1e-4 && worst < 1e-3 * moved, "moved %g, worst %g", moved, worst);
+  memcpy(b0, b1, (size_t)na * sizeof(float));
+  memcpy(c0, table_values(b, AGENT_HSRL_CRITIC), (size_t)nc * sizeof(float));
+  agent_learn(b, &bb.b, &st);
+  TEST_ASSERT(isfinite(st.grad_norm) && st.grad_norm > 0.0 && agent_hsrl_n_updates(b) == 3);
+  TEST_ASSERT(memcmp(b0, table_values(b, AGENT_HSRL_ACTOR), (size_t)na * sizeof(float)) == 0);
+  TEST_ASSERT(memcmp(c0, table_values(b, AGENT_HSRL_CRITIC), (size_t)nc * sizeof(float)) == 0);
+  hsrl_free(a0);
+  hsrl_free(b0);
+  hsrl_free(c0);
+  batch_free(&bb);
+  agent_free(a);
+  agent_free(b);
+  fixture_free(&f);
+}
+
 static void test_save_load(void) {
   fixture f;
   fixture_small(&f, 131);
@@ -1375,6 +1424,7 @@ int main(int argc, char **argv) {
   TEST_RUN(test_no_allocation_after_init);
   TEST_RUN(test_same_seed_same_losses);
   TEST_RUN(test_nonfinite_skips_step);
+  TEST_RUN(test_lr_decay);
   TEST_RUN(test_save_load);
   TEST_RUN(test_set_world);
   TEST_RUN(test_bad_config);

@@ -18,6 +18,7 @@
 #include "common/hsrl_settings.h"
 #include "common/hsrl_status.h"
 #include "common/io/io_h5.h"
+#include "common/nn/nn_lr_schedule.h"
 
 #define AGENT_MAX_LEVELS 4
 
@@ -78,6 +79,16 @@ static inline void agent_act(agent *a, int64_t B, const int32_t *users, const in
 static inline void agent_learn(agent *a, const agent_batch *batch, agent_stats *out) {
   a->vt->learn(a, batch, out);
 }
+/* train.lr_decay and train.lr_final over train.iterations updates (the settings check the name). */
+static inline nn_lr_schedule agent_lr_schedule_of(const hsrl_settings *s) {
+  nn_lr_schedule l;
+  const int decay = nn_lr_decay_parse(s->train.lr_decay);
+  l.decay = decay < 0 ? NN_LR_CONSTANT : (nn_lr_decay)decay;
+  l.final_fraction = s->train.lr_final;
+  l.horizon = s->train.iterations;
+  return l;
+}
+
 static inline void agent_free(agent *a) {
   if (a) a->vt->free(a);
 }

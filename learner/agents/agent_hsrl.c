@@ -55,6 +55,7 @@ void agent_hsrl_config_defaults(agent_hsrl_config *c, const hsrl_settings *s, in
   c->grad_clip = 0.0;
   c->act_only = 0;
   c->exclude_history = s->env.exclude_history ? 1 : 0;
+  c->lr_schedule = agent_lr_schedule_of(s);
 }
 
 agent_hsrl_world agent_hsrl_world_of(const sim_dataset *data, const sim_sid_index *index,
@@ -375,6 +376,9 @@ static void hsrl_learn(agent *a_, const agent_batch *b, agent_stats *out) {
   const double gn = sqrt(na * na + nc * nc);
   const int finite = isfinite(gn) && isfinite(t.critic) && isfinite(t.pg) && isfinite(t.negent) && isfinite(t.bc);
   if (finite) {
+    const double f = nn_lr_factor(&a->cfg.lr_schedule, nn_params_adam_step(actor) + 1);
+    a->adam_actor.lr = (float)(a->cfg.s.actor_lr * f);
+    a->adam_critic.lr = (float)(a->cfg.s.critic_lr * f);
     nn_params_adam_update(actor, &a->adam_actor);
     nn_params_adam_update(critic, &a->adam_critic);
     const float tau = (float)a->cfg.s.target_tau;

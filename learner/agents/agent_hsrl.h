@@ -68,6 +68,7 @@ typedef struct agent_hsrl_config {
   double grad_clip;             /* max L2 norm of each network's gradient, 0 = off (0) */
   int act_only;                 /* 1: an actor's copy: the actor table only, no learn() (0) */
   int exclude_history;          /* env.exclude_history: slates skip the state's history items */
+  nn_lr_schedule lr_schedule;   /* train.lr_decay over train.iterations updates: scales both lrs */
 } agent_hsrl_config;
 
 /* The world the agent reads (borrowed: must outlive the agent; see agent_hsrl_set_world). */

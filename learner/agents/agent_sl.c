@@ -53,6 +53,7 @@ agent_sl_config agent_sl_config_make(const hsrl_settings *s, const sim_dataset *
   c.slate_size = data->slate_size;
   c.max_batch = max_batch;
   c.lr = (float)s->agent.actor_lr;
+  c.lr_schedule = agent_lr_schedule_of(s);
   c.weight_decay = (float)s->agent.weight_decay;
   c.temperature = (float)s->agent.tau_temp;
   c.epsilon = (float)s->agent.epsilon;
@@ -232,7 +233,10 @@ static void sl_learn(agent *base, const agent_batch *batch, agent_stats *st) {
   const int64_t size = nn_params_size(a->p);
   for (int64_t i = 0; i < size; i++) sq += (double)grads[i] * (double)grads[i];
   double gnorm = sqrt(sq);
-  if (isfinite(loss) && isfinite(gnorm)) nn_params_adam_update(a->p, &a->adam);
+  if (isfinite(loss) && isfinite(gnorm)) {
+    a->adam.lr = (float)((double)a->cfg.lr * nn_lr_factor(&a->cfg.lr_schedule, t));
+    nn_params_adam_update(a->p, &a->adam);
+  }
   memset(st, 0, sizeof *st);
   st->actor_loss = loss;
   st->grad_norm = gnorm;

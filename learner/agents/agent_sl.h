@@ -41,6 +41,7 @@ typedef struct agent_sl_config {
   int64_t slate_size; /* K */
   int64_t max_batch;  /* rows per act / learn call (act splits larger calls) */
   float lr, weight_decay, temperature, epsilon;
+  nn_lr_schedule lr_schedule; /* train.lr_decay over train.iterations updates */
   int exclude_history; /* env.exclude_history: slates skip the state's history items */
   uint64_t seed;      /* parameter init and dropout keys */
 } agent_sl_config;
