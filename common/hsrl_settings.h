@@ -105,6 +105,8 @@
   X(agent, kind,           ENUM,   "hsrl",   "hsrl|sl",   "agent to train: HSRL, or the supervised baseline (SL)") \
   X(agent, item_id_embedding, BOOL, "false", NULL,        "sl: add a learned item-id embedding to the item vectors") \
   X(agent, sl_source,      ENUM,   "records", "records|replay", "sl: learn from the logged records, or from its own replayed transitions") \
+  X(agent, sl_val_fraction, DOUBLE, "0.1",   "[0,1)",     "sl (records): each train user's latest share of train records held out; checkpoints act with the parameters of the best held-out loss (0: the last ones)") \
+  X(agent, sl_val_every,   INT,    "1000",   "[1,inf)",   "sl (records): updates between held-out losses") \
   X(agent, d,              INT,    "32",     "[1,4096]",  "d: model width of the state encoder and heads") \
   X(agent, layers,         INT,    "2",      "[1,64]",    "transformer layers of the state encoder") \
   X(agent, heads,          INT,    "4",      "[1,64]",    "attention heads (must divide d)") \

@@ -433,7 +433,6 @@ int learner_eval_command(int argc, char **argv) {
   learner_world w;
   memset(&w, 0, sizeof w);
   agent *ag = NULL;
-  io_h5 *f = NULL;
   hsrl_status st = HSRL_OK;
   int64_t it = 0;
   int p = cmd_parse("eval", argc, argv, &a);
@@ -483,14 +482,10 @@ int learner_eval_command(int argc, char **argv) {
     fprintf(stderr, "hsrl eval: %s: the test split is empty\n", ev->run.data);
     goto done;
   }
-  /* the checkpoint's architecture; its seed does not matter (the tables are loaded) */
-  if ((st = learner_train_make_agent(&ag, ev, &w, batch, 0, 1)) != HSRL_OK ||
-      (st = io_h5_open(&f, a.checkpoint)) != HSRL_OK || (st = ag->vt->load(ag, f)) != HSRL_OK) {
+  if ((st = learner_train_load_policy(&ag, ev, &w, batch, a.checkpoint)) != HSRL_OK) {
     rc = cmd_fail("eval", st);
     goto done;
   }
-  io_h5_close(f);
-  f = NULL;
   sim_env_config cfg;
   hsrl_settings_env env_s = s->env;
   env_s.batch = batch;
@@ -554,7 +549,6 @@ int learner_eval_command(int argc, char **argv) {
   }
   rc = 0;
 done:
-  io_h5_close(f);
   agent_free(ag);
   learner_train_world_free(&w);
   cmd_args_free(&a);

@@ -1160,7 +1160,6 @@ static hsrl_status run_do_eval(run_ctx *c, const char *tsv, const char *json) {
   run_row *rows = hsrl_calloc(RUN_MAX_POLICIES, sizeof *rows);
   hsrl_settings *ws = hsrl_malloc(sizeof *ws), *ck = hsrl_malloc(sizeof *ck);
   run_text t = {0};
-  io_h5 *f = NULL;
   int64_t n = 0;
 
   /* one world for every policy: the data, the evaluation click model and (for HSRL) the SIDs */
@@ -1191,11 +1190,7 @@ static hsrl_status run_do_eval(run_ctx *c, const char *tsv, const char *json) {
         memcpy(ck->run.data, s->run.data, sizeof ck->run.data);
         memcpy(ck->run.sid, s->run.sid, sizeof ck->run.sid);
         memcpy(ck->run.sim_all, s->run.sim_all, sizeof ck->run.sim_all);
-        HSRL_TRY(learner_train_make_agent(&agents[i], ck, &w, batch, 0, 1));
-        HSRL_TRY(io_h5_open(&f, a->ckpt));
-        HSRL_TRY(agents[i]->vt->load(agents[i], f));
-        io_h5_close(f);
-        f = NULL;
+        HSRL_TRY(learner_train_load_policy(&agents[i], ck, &w, batch, a->ckpt));
         actx[i].a = agents[i];
         sim_eval_policy *p = &pol[n_pol];
         memset(p, 0, sizeof *p);
@@ -1279,7 +1274,6 @@ static hsrl_status run_do_eval(run_ctx *c, const char *tsv, const char *json) {
     }
   }
 done:
-  io_h5_close(f);
   for (int64_t j = 0; j < RUN_MAX_POLICIES; j++) sim_policy_simple_free(simple[j]);
   for (int64_t i = 0; i < RUN_MAX_AGENTS; i++) agent_free(agents[i]);
   sim_click_adapters_urm_free(adapter);

@@ -23,6 +23,7 @@
 #include "learner/agents/agent_sl.h"
 #include "learner/learner_ring.h"
 #include "sim/sim_env.h"
+#include "sim/sim_holdout.h"
 #include "sim/sim_urm_train.h"
 
 /* Purposes of the derived seeds (hsrl_rng_derive(run.seed, purpose)). */
@@ -32,6 +33,7 @@ enum {
   PURPOSE_ACT = 0x4a03,
   PURPOSE_SAMPLE = 0x4a04,
   PURPOSE_RECORDS = 0x4a05,
+  PURPOSE_HELDOUT = 0x4a06,
 };
 
 /* The open report interval's sums (also saved in checkpoints). */
@@ -65,7 +67,10 @@ struct learner {
   int32_t *r_users, *r_hist, *r_slate;
   uint8_t *r_clicks;
   agent_batch rb;
-  int64_t *perm;
+  int64_t *rec_idx;        /* the train split's record ids: the first n_val held out (SL early stopping) */
+  int64_t n_val, n_fit;
+  double heldout_last;     /* the latest held-out loss (NaN before the first) */
+  int64_t *perm;           /* (n_fit) the epoch's order of the fitted records */
   int64_t rec_epoch, rec_pos;
   uint64_t rec_seed;
   hsrl_rng act_rng, sample_rng;
@@ -261,6 +266,30 @@ hsrl_status learner_train_make_agent(agent **out, const hsrl_settings *s, const 
   return hsrl_err(HSRL_E_USAGE, NULL, 0, "agent.kind", "unknown agent '%s' (sl, hsrl)", s->agent.kind);
 }
 
+hsrl_status learner_train_load_policy(agent **out, const hsrl_settings *s, const learner_world *w,
+                                      int64_t max_batch, const char *path) {
+  hsrl_status st = HSRL_OK;
+  io_h5 *f = NULL;
+  *out = NULL;
+  /* the checkpoint's architecture; its seed does not matter (the tables are loaded) */
+  HSRL_TRY(learner_train_make_agent(out, s, w, max_batch, 0, 1));
+  HSRL_TRY(io_h5_open(&f, path));
+  HSRL_TRY((*out)->vt->load(*out, f));
+  agent_use_best(*out);
+  if (!strcmp(s->agent.kind, "sl")) {
+    double loss = 0.0;
+    const int64_t u = agent_sl_kept_update(*out, &loss);
+    if (u > 0) HSRL_INFO("%s: SL acts with its parameters of update %lld (best held-out loss %.4f)", path, (long long)u, loss);
+  }
+done:
+  io_h5_close(f);
+  if (st != HSRL_OK) {
+    agent_free(*out);
+    *out = NULL;
+  }
+  return st;
+}
+
 /* ---------------------------------------------------------------- environment and data */
 
 static void learner_env_start(learner *L, int64_t at_iteration) {
@@ -303,7 +332,7 @@ static void learner_env_step(learner *L, agent_act_mode mode, int push) {
 static void learner_records_shuffle(learner *L) {
   hsrl_rng r;
   hsrl_rng_init(&r, hsrl_rng_derive(L->rec_seed, (uint64_t)L->rec_epoch), 0);
-  hsrl_rng_permutation(&r, L->perm, L->w.data.n_train);
+  hsrl_rng_permutation(&r, L->perm, L->n_fit);
 }
 
 /* The next train.batch logged records of the train split (SL). */
@@ -311,12 +340,12 @@ static const agent_batch *learner_records_batch(learner *L) {
   const sim_dataset *d = &L->w.data;
   const int64_t H = L->H, K = L->K;
   for (int64_t j = 0; j < L->Bt; j++) {
-    if (L->rec_pos == d->n_train) {
+    if (L->rec_pos == L->n_fit) {
       L->rec_epoch++;
       L->rec_pos = 0;
       learner_records_shuffle(L);
     }
-    int64_t r = d->train_idx[L->perm[L->rec_pos++]];
+    int64_t r = L->rec_idx[L->n_val + L->perm[L->rec_pos++]];
     L->r_users[j] = d->rec_user[r];
     memcpy(L->r_hist + j * H, d->rec_history + r * H, (size_t)H * sizeof(int32_t));
     memcpy(L->r_slate + j * K, d->rec_slate + r * K, (size_t)K * sizeof(int32_t));
@@ -326,6 +355,27 @@ static const agent_batch *learner_records_batch(learner *L) {
   return &L->rb;
 }
 
+/* The mean BCE of the held-out records' logged clicks (SL), offered to the agent to keep. */
+static void learner_sl_heldout(learner *L) {
+  const sim_dataset *d = &L->w.data;
+  const int64_t H = L->H, K = L->K;
+  double sum = 0.0;
+  for (int64_t b0 = 0; b0 < L->n_val; b0 += L->Bt) {
+    const int64_t B = L->n_val - b0 < L->Bt ? L->n_val - b0 : L->Bt;
+    for (int64_t j = 0; j < B; j++) {
+      const int64_t r = L->rec_idx[b0 + j];
+      L->r_users[j] = d->rec_user[r];
+      memcpy(L->r_hist + j * H, d->rec_history + r * H, (size_t)H * sizeof(int32_t));
+      memcpy(L->r_slate + j * K, d->rec_slate + r * K, (size_t)K * sizeof(int32_t));
+      memcpy(L->r_clicks + j * K, d->rec_clicks + r * K, (size_t)K);
+    }
+    L->rb.B = B;
+    sum += agent_sl_heldout_loss(L->a, &L->rb) * (double)B;
+  }
+  L->heldout_last = sum / (double)L->n_val;
+  agent_sl_offer_heldout(L->a, L->heldout_last);
+}
+
 /* ---------------------------------------------------------------- metrics.tsv */
 
 static void learner_metrics_header(learner *L) {
@@ -333,7 +383,7 @@ static void learner_metrics_header(learner *L) {
           "iteration\tseconds\tuser_steps\tuser_steps_per_s\tupdates_per_s\tcritic_loss\tactor_loss"
           "\tentropy\tbc_loss\tadvantage\tvalue\ttd_target\tgrad_norm");
   for (int j = 0; j < L->n_mlc; j++) fprintf(L->metrics, "\tmlc_w%d", j);
-  fprintf(L->metrics, "\tepisodes\ttotal_reward\tdepth\treplay_size\n");
+  fprintf(L->metrics, "\tepisodes\ttotal_reward\tdepth\treplay_size%s\n", L->n_val > 0 ? "\theldout_loss" : "");
   fflush(L->metrics);
 }
 
@@ -351,7 +401,9 @@ static void learner_report(learner *L) {
     fprintf(L->metrics, "\t%.0f\t%.6g\t%.6g", ne, a[ACC_EP_REWARD] / ne, a[ACC_EP_DEPTH] / ne);
   else
     fprintf(L->metrics, "\t0\tnan\tnan");
-  fprintf(L->metrics, "\t%lld\n", (long long)(L->ring ? learner_ring_size(L->ring) : 0));
+  fprintf(L->metrics, "\t%lld", (long long)(L->ring ? learner_ring_size(L->ring) : 0));
+  if (L->n_val > 0) fprintf(L->metrics, "\t%.6g", L->heldout_last);
+  fputc('\n', L->metrics);
   fflush(L->metrics);
   if (!L->opt.quiet) {
     char note[96];
@@ -420,6 +472,7 @@ hsrl_status learner_train_checkpoint(learner *L) {
   HSRL_TRY(learner_rng_write(f, "learner/rng/sample", &L->sample_rng));
   HSRL_TRY(io_h5_attr_set_i64(f, "learner/records", "epoch", L->rec_epoch));
   HSRL_TRY(io_h5_attr_set_i64(f, "learner/records", "position", L->rec_pos));
+  HSRL_TRY(io_h5_attr_set_f64(f, "learner/records", "heldout_loss", L->heldout_last));
   {
     int64_t dims[1] = {ACC_N};
     HSRL_TRY(io_h5_write_f64(f, "learner/metrics/interval_sums", L->acc, 1, dims, 0));
@@ -559,7 +612,9 @@ static hsrl_status learner_restore(learner *L, const char *path) {
   HSRL_TRY(learner_rng_read(f, "learner/rng/sample", &L->sample_rng));
   HSRL_TRY(io_h5_attr_get_i64(f, "learner/records", "epoch", &L->rec_epoch));
   HSRL_TRY(io_h5_attr_get_i64(f, "learner/records", "position", &L->rec_pos));
-  if (L->rec_epoch < 0 || L->rec_pos < 0 || L->rec_pos > L->w.data.n_train) {
+  if (io_h5_attr_exists(f, "learner/records", "heldout_loss"))
+    HSRL_TRY(io_h5_attr_get_f64(f, "learner/records", "heldout_loss", &L->heldout_last));
+  if (L->rec_epoch < 0 || L->rec_pos < 0 || L->rec_pos > L->n_fit) {
     st = hsrl_err(HSRL_E_CORRUPT, path, 0, "learner/records", "position out of range");
     goto done;
   }
@@ -657,7 +712,21 @@ hsrl_status learner_train_open(learner **out, const learner_train_options *opt) 
     L->rb.users = L->r_users, L->rb.history = L->r_hist, L->rb.slate = L->r_slate;
     L->rb.clicks = L->r_clicks;
   }
-  L->perm = hsrl_calloc((size_t)d->n_train, sizeof(int64_t));
+  L->rec_idx = hsrl_calloc((size_t)d->n_train, sizeof(int64_t));
+  memcpy(L->rec_idx, d->train_idx, (size_t)d->n_train * sizeof(int64_t));
+  L->heldout_last = NAN;
+  if (!L->replay) {
+    int random = 0;
+    L->n_val = sim_holdout_latest(d, L->rec_idx, d->n_train, s->agent.sl_val_fraction,
+                                  hsrl_rng_derive(seed, PURPOSE_HELDOUT), 0, &random);
+    if (L->n_val > 0 && !opt->quiet)
+      HSRL_INFO("SL: %lld of the %lld train records held out (%s) for early stopping; checkpoints act "
+                "with the parameters of the best held-out loss (agent.sl_val_fraction = 0: the last)",
+                (long long)L->n_val, (long long)d->n_train,
+                random ? "a uniform random share" : "each user's latest");
+  }
+  L->n_fit = d->n_train - L->n_val;
+  L->perm = hsrl_calloc((size_t)L->n_fit, sizeof(int64_t));
   learner_records_shuffle(L);
 
   char mpath[LEARNER_PATH_MAX + 32];
@@ -721,7 +790,7 @@ void learner_train_close(learner *L) {
   learner_train_world_free(&L->w);
   hsrl_free(L->s_users), hsrl_free(L->s_hist), hsrl_free(L->slate), hsrl_free(L->tokens);
   hsrl_free(L->logp), hsrl_free(L->r_users), hsrl_free(L->r_hist), hsrl_free(L->r_slate);
-  hsrl_free(L->r_clicks), hsrl_free(L->perm);
+  hsrl_free(L->r_clicks), hsrl_free(L->perm), hsrl_free(L->rec_idx);
   hsrl_free(L);
 }
 
@@ -769,6 +838,7 @@ hsrl_status learner_train_step(learner *L) {
   for (int j = 0; j < L->n_mlc && j <= AGENT_MAX_LEVELS; j++) a[ACC_W0 + j] += st.level_weight[j];
 
   const int64_t every = s->train.checkpoint_every, last = s->train.iterations;
+  if (L->n_val > 0 && it % s->agent.sl_val_every == 0) learner_sl_heldout(L);
   if (it % s->train.report_every == 0 || it == last) learner_report(L);
   int boundary = every > 0 && it % every == 0;
   if (boundary || it == last) {

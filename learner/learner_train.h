@@ -17,7 +17,12 @@
  * SL from logged data (agent.sl_source = records, the paper's SL row): each iteration draws train.batch
  * records of the train split (epochs in a shuffled order, reshuffled per epoch) and updates on
  * their logged slates and clicks; the environment is still stepped once per iteration with GREEDY
- * slates, only for the training curve (no ring).
+ * slates, only for the training curve (no ring). Early stopping (agent.sl_val_fraction > 0): each
+ * train user's latest share of train records (sim_holdout.h, the simulator's rule) is held out and
+ * never fitted; every agent.sl_val_every updates their mean BCE is computed (inference mode) and
+ * offered to the agent, which keeps the parameters of the lowest (agent_sl_offer_heldout); the
+ * checkpoints carry that copy, and learner_train_load_policy (hsrl eval, hsrl run) acts with it.
+ * metrics.tsv then ends with a column heldout_loss (the latest such loss; nan before the first).
  * Every train.report_every iterations a row of metrics.tsv; every train.checkpoint_every
  * iterations and after the last one a checkpoint. A non-finite loss or gradient norm stops the
  * run (HSRL_E_INTERNAL naming the iteration) without writing a checkpoint, so the last good one
@@ -26,7 +31,7 @@
  * metrics.tsv (tab-separated, a header row, one row per report; means over the interval):
  *   iteration  seconds  user_steps  user_steps_per_s  updates_per_s  critic_loss  actor_loss
  *   entropy  bc_loss  advantage  value  td_target  grad_norm  [mlc_w0 .. mlc_wL]  episodes
- *   total_reward  depth  replay_size
+ *   total_reward  depth  replay_size  [heldout_loss]
  * (episodes: training episodes finished in the interval; total_reward / depth: their means, nan
  * when none finished; mlc_w columns only for agents with a multi-level critic.)
  *
@@ -35,7 +40,7 @@
  * iteration and config (the effective INI text: it names the inputs and the agent); the agent's
  * tables with optimiser state (agent save); learner/ring
  * (the replay ring, all of it), learner/rng/{act,sample} (Philox stream states),
- * learner/records (epoch, position of the SL record order), learner/metrics (the open report
+ * learner/records (epoch, position of the SL record order, the latest held-out loss), learner/metrics (the open report
  * interval's sums), learner/env (the iteration the environment was started at).
  *
  * Exact resume. Every random stream is restored, but the environment (its users, tempers and
@@ -202,5 +207,11 @@ void learner_train_world_free(learner_world *w); /* NULL ok; leaves it zeroed */
  * [agent] keys. A config the agent cannot be built from is HSRL_E_USAGE naming the field. */
 hsrl_status learner_train_make_agent(agent **out, const hsrl_settings *s, const learner_world *w,
                                      int64_t max_batch, uint64_t seed, int act_only);
+
+/* The policy of a checkpoint, for evaluation: the agent of s (an act-only copy) with the tables of
+ * the checkpoint at path, acting with the parameters it kept for evaluation when it kept any (SL:
+ * those of its best held-out loss, agent_use_best). On failure *out is NULL. */
+hsrl_status learner_train_load_policy(agent **out, const hsrl_settings *s, const learner_world *w,
+                                      int64_t max_batch, const char *path);
 
 #endif

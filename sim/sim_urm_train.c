@@ -28,6 +28,7 @@
 #include "common/nn/nn_adam.h"
 #include "common/nn/nn_params.h"
 #include "common/nn/nn_update.h"
+#include "sim/sim_holdout.h"
 
 /* hsrl_rng stream ids of the trainer (the model's init uses its own). */
 enum {
@@ -106,67 +107,6 @@ static void train_epoch_line(const sim_urm_train_log *log, const sim_urm_epoch *
   fprintf(stderr, "  %.0f samples/s%s\n", e->samples_per_s, best ? "  *best" : "");
 }
 
-/* A record of the fitting split, for grouping by user in time order. */
-typedef struct train_rec_key {
-  int32_t user;
-  int64_t time, idx;
-} train_rec_key;
-
-static int train_rec_key_cmp(const void *a, const void *b) {
-  const train_rec_key *x = a, *y = b;
-  if (x->user != y->user) return (x->user > y->user) - (x->user < y->user);
-  if (x->time != y->time) return (x->time > y->time) - (x->time < y->time);
-  return (x->idx > y->idx) - (x->idx < y->idx);
-}
-
-/* Reorders base[0..n) so that its first n_val entries are the held-out records; returns n_val.
- * Held out: each user's latest floor(vf * n_u) records (by time, then record index), mirroring
- * the test split (each user's latest records), so the early-stopping AUC measures prediction of
- * a user's future as the test AUC does (a uniform random share of records, interleaved in time
- * with the fitted ones, kept improving long after the test AUC had peaked on ML-1M). When that
- * holds out less than half of round(vf * n) (users with one or few records each, as in RL4RS),
- * a uniform random share is held out instead (*random = 1). */
-static int64_t train_holdout(const sim_dataset *d, int64_t *base, int64_t n, double vf,
-                             uint64_t seed, int *random) {
-  *random = 0;
-  int64_t want = (int64_t)floor(vf * (double)n + 0.5);
-  if (want >= n) want = n - 1;
-  if (want <= 0) return 0;
-  train_rec_key *keys = hsrl_malloc((size_t)n * sizeof *keys);
-  for (int64_t i = 0; i < n; i++) {
-    keys[i].user = d->rec_user[base[i]];
-    keys[i].time = d->rec_time[base[i]];
-    keys[i].idx = base[i];
-  }
-  qsort(keys, (size_t)n, sizeof *keys, train_rec_key_cmp);
-  int64_t n_val = 0;
-  for (int64_t g = 0; g < n;) { /* one user's records keys[g..e) */
-    int64_t e = g;
-    while (e < n && keys[e].user == keys[g].user) e++;
-    int64_t held = (int64_t)floor(vf * (double)(e - g));
-    for (int64_t i = e - held; i < e; i++) keys[i].user = -1; /* mark */
-    n_val += held;
-    g = e;
-  }
-  if (2 * n_val >= want) {
-    int64_t a = 0, b = n_val;
-    for (int64_t i = 0; i < n; i++) base[keys[i].user < 0 ? a++ : b++] = keys[i].idx;
-  } else { /* a uniform random subset: a partial Fisher-Yates shuffle */
-    *random = 1;
-    n_val = want;
-    hsrl_rng r;
-    hsrl_rng_init(&r, seed, TRAIN_STREAM_VAL);
-    for (int64_t i = 0; i < n_val; i++) {
-      int64_t j = i + (int64_t)hsrl_rng_below(&r, (uint64_t)(n - i));
-      int64_t t = base[i];
-      base[i] = base[j];
-      base[j] = t;
-    }
-  }
-  hsrl_free(keys);
-  return n_val;
-}
-
 hsrl_status sim_urm_train(sim_urm *m, const sim_dataset *d, const sim_urm_train_options *opt,
                           sim_urm_train_log *log) {
   hsrl_status st = HSRL_OK;
@@ -183,7 +123,8 @@ hsrl_status sim_urm_train(sim_urm *m, const sim_dataset *d, const sim_urm_train_
   int64_t *base = hsrl_malloc((size_t)(n_base > 0 ? n_base : 1) * sizeof(int64_t));
   for (int64_t i = 0; i < n_base; i++) base[i] = opt->split_all ? i : d->train_idx[i];
   int held_random = 0;
-  int64_t n_val = train_holdout(d, base, n_base, opt->val_fraction, opt->seed, &held_random);
+  int64_t n_val = sim_holdout_latest(d, base, n_base, opt->val_fraction, opt->seed, TRAIN_STREAM_VAL,
+                                     &held_random);
   const int64_t *val_idx = base, *fit_idx = base + n_val;
   const int64_t n_fit = n_base - n_val, n_test = d->n_test;
 

@@ -26,6 +26,7 @@
 #include "common/hsrl_rng.h"
 #include "common/nn/nn_params.h"
 #include "learner/agents/agent_hsrl.h"
+#include "learner/agents/agent_sl.h"
 #include "learner/learner_train.h"
 #include "sim/sim_synth.h"
 #include "tests/fixture_world.h"
@@ -70,6 +71,7 @@ static void options(learner_train_options *o, const char *agent_name, int replay
   s->train.report_every = 10, s->train.checkpoint_every = ckpt_every, s->train.iterations = iterations;
   snprintf(s->agent.kind, sizeof s->agent.kind, "%s", agent_name);
   snprintf(s->agent.sl_source, sizeof s->agent.sl_source, "%s", replay ? "replay" : "records");
+  s->agent.sl_val_every = 10; /* SL from records: a held-out loss every 10 updates */
   path_set(s->run.data, g_data, NULL);
   path_set(s->run.sid, g_sid, NULL);
   path_set(o->run_dir, test_tmpdir(), dir);
@@ -122,6 +124,7 @@ static int metrics_rows(const char *run_dir, char *buf, size_t cap) {
 static void test_golden_curve_sl(void) {
   learner_train_options o;
   options(&o, "sl", 0, "golden", 200, 0);
+  o.settings.agent.sl_val_fraction = 0; /* the curve of fitting every train record */
   static curve c;
   memset(&c, 0, sizeof c);
   hsrl_status st = run(&o, &c);
@@ -214,6 +217,81 @@ static void resume_case(const char *agent_name, int replay, const char *tag) {
   TEST_ASSERTF(!strcmp(ra, rb), "metrics differ:\n%s\nvs\n%s", ra, rb);
   /* the losses are not constant, so equality above is not vacuous */
   TEST_ASSERT(ca.actor[60] != ca.actor[61] || ca.critic[60] != ca.critic[61]);
+}
+
+/* ---------------------------------------------------------------- SL early stopping */
+
+/* SL from records holds out each train user's latest records (agent.sl_val_fraction), writes their
+ * loss every agent.sl_val_every updates to metrics.tsv, keeps the parameters of the lowest one in
+ * the checkpoint, and a checkpoint's policy (learner_train_load_policy) acts with those. */
+static void test_sl_heldout_keeps_best(void) {
+  learner_train_options o;
+  options(&o, "sl", 0, "sl-heldout", 120, 0);
+  o.settings.agent.sl_val_fraction = 0.3;
+  o.settings.agent.actor_lr = 0.05; /* overfits the few fitted records, so the held-out loss turns */
+  static curve c;
+  memset(&c, 0, sizeof c);
+  TEST_ASSERTF(run(&o, &c) == HSRL_OK, "%s", hsrl_err_message());
+  /* the held-out column: nan before update 10, then the loss of the latest multiple of 10 */
+  char path[700];
+  snprintf(path, sizeof path, "%s/metrics.tsv", o.run_dir);
+  FILE *f = fopen(path, "r");
+  TEST_ASSERT(f != NULL);
+  char line[4096];
+  TEST_ASSERT(fgets(line, sizeof line, f) && strstr(line, "\treplay_size\theldout_loss\n"));
+  double best = INFINITY, heldout[13];
+  int64_t best_at = 0, n = 0;
+  while (fgets(line, sizeof line, f)) {
+    const char *tab = strrchr(line, '\t');
+    TEST_ASSERT(tab != NULL && n < 12);
+    heldout[n] = strtod(tab + 1, NULL);
+    TEST_ASSERTF(isfinite(heldout[n]) && heldout[n] > 0.0, "row %lld: %s", (long long)n, line);
+    if (heldout[n] < best) best = heldout[n], best_at = 10 * (n + 1);
+    n++;
+  }
+  fclose(f);
+  TEST_ASSERT(n == 12);
+  printf("  held-out BCE every 10 updates: %.4f ... best %.4f at %lld ... last %.4f\n", heldout[0], best,
+         (long long)best_at, heldout[11]);
+  TEST_ASSERTF(best_at < 120 && heldout[11] > best, "the held-out loss never turned (best at %lld)",
+               (long long)best_at);
+  /* the checkpoint keeps that update's parameters; its policy acts with them */
+  snprintf(path, sizeof path, "%s/ckpt/step-120.h5", o.run_dir);
+  learner_world w;
+  memset(&w, 0, sizeof w);
+  TEST_ASSERTF(learner_train_world_load(&w, &o.settings, "", 8) == HSRL_OK, "%s", hsrl_err_message());
+  agent *last = NULL, *pol = NULL;
+  TEST_ASSERT(learner_train_make_agent(&last, &o.settings, &w, 16, 0, 1) == HSRL_OK);
+  io_h5 *h = NULL;
+  TEST_ASSERT(io_h5_open(&h, path) == HSRL_OK && last->vt->load(last, h) == HSRL_OK);
+  io_h5_close(h);
+  double kept_loss = 0.0;
+  TEST_ASSERT(agent_sl_kept_update(last, &kept_loss) == best_at);
+  TEST_NEAR(kept_loss, best, 1e-5 * best);
+  TEST_ASSERT(learner_train_load_policy(&pol, &o.settings, &w, 16, path) == HSRL_OK);
+  const int64_t np = last->vt->n_policy_params(last);
+  const float *vl = last->vt->policy_params(last), *vp = pol->vt->policy_params(pol);
+  int64_t differ = 0;
+  for (int64_t i = 0; i < np; i++) differ += vl[i] != vp[i];
+  TEST_ASSERTF(differ > np / 2, "the kept parameters equal the last ones in %lld of %lld", (long long)(np - differ),
+               (long long)np);
+  /* the kept copy is the parameters of update best_at: an uninterrupted run to it ends there */
+  learner_train_options o2;
+  options(&o2, "sl", 0, "sl-heldout-short", best_at, 0);
+  o2.settings.agent.sl_val_fraction = 0.3;
+  o2.settings.agent.actor_lr = 0.05;
+  memset(&c, 0, sizeof c);
+  TEST_ASSERTF(run(&o2, &c) == HSRL_OK, "%s", hsrl_err_message());
+  agent *shorter = NULL;
+  snprintf(path, sizeof path, "%s/ckpt/step-%lld.h5", o2.run_dir, (long long)best_at);
+  TEST_ASSERT(learner_train_make_agent(&shorter, &o2.settings, &w, 16, 0, 1) == HSRL_OK);
+  TEST_ASSERT(io_h5_open(&h, path) == HSRL_OK && shorter->vt->load(shorter, h) == HSRL_OK);
+  io_h5_close(h);
+  TEST_ASSERT(memcmp(shorter->vt->policy_params(shorter), vp, (size_t)np * sizeof(float)) == 0);
+  agent_free(shorter);
+  agent_free(pol);
+  agent_free(last);
+  learner_train_world_free(&w);
 }
 
 static void test_resume_exact_sl_replay(void) { resume_case("sl", 1, "sl-replay"); }
@@ -426,6 +504,7 @@ int main(void) {
   TEST_RUN(test_resume_exact_sl_replay);
   TEST_RUN(test_resume_exact_sl_records);
   TEST_RUN(test_resume_exact_hsrl);
+  TEST_RUN(test_sl_heldout_keeps_best);
   TEST_RUN(test_steady_state_no_allocation);
   TEST_RUN(test_refusals);
   TEST_RUN(test_nonfinite_loss_stops);

@@ -65,6 +65,7 @@ typedef struct agent_vtable {
   hsrl_status (*load)(agent *a, io_h5 *f);
   int64_t (*n_policy_params)(const agent *a);      /* the flat vector actors need */
   float *(*policy_params)(agent *a);               /* pointer to it (broadcast in/out) */
+  void (*use_best)(agent *a); /* NULL, or: act with the best-validated parameters held (evaluation) */
   void (*free)(agent *a);
 } agent_vtable;
 
@@ -87,6 +88,12 @@ static inline nn_lr_schedule agent_lr_schedule_of(const hsrl_settings *s) {
   l.final_fraction = s->train.lr_final;
   l.horizon = s->train.iterations;
   return l;
+}
+
+/* Evaluation of a loaded checkpoint: agents that keep their best-validated parameters (SL with
+ * agent.sl_val_fraction) act with those; others are unchanged. Not for a run to be resumed. */
+static inline void agent_use_best(agent *a) {
+  if (a->vt->use_best) a->vt->use_best(a);
 }
 
 static inline void agent_free(agent *a) {

@@ -169,7 +169,8 @@ static float *hsrl_policy_params(agent *a);
 static void hsrl_free_agent(agent *a);
 
 static const agent_vtable hsrl_vtable = {"hsrl", hsrl_act, hsrl_learn, hsrl_save, hsrl_load,
-                                         hsrl_n_policy_params, hsrl_policy_params, hsrl_free_agent};
+                                         hsrl_n_policy_params, hsrl_policy_params, NULL,
+                                         hsrl_free_agent};
 
 hsrl_status agent_hsrl_init(agent **out, const agent_hsrl_config *cfg, const agent_hsrl_world *w) {
   *out = NULL;

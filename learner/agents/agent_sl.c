@@ -13,6 +13,7 @@
 
 #define SL_SCORE_FLOATS (1 << 22) /* catalog scores held at once: rows per act chunk */
 #define SL_DROPOUT_PURPOSE 0x51d0u
+#define KEPT_NAME "sl/kept_values" /* the kept parameters: float32 (table size) */
 
 typedef struct agent_sl {
   agent base;
@@ -34,6 +35,10 @@ typedef struct agent_sl {
   double *q;                         /* (N+1) sampling weights of one row */
   uint8_t *taken;                    /* (N+1) drawn marks of one row (cleared after it) */
   float *best;                       /* (K) top-K scores of one row */
+  /* the parameters of the best held-out loss offered (agent_sl_offer_heldout) */
+  float *kept;                       /* (table size) */
+  double kept_loss;                  /* +inf: none kept */
+  int64_t kept_update;               /* the Adam step they are from; 0: none */
 } agent_sl;
 
 static agent_sl *sl_of(agent *a) {
@@ -181,13 +186,12 @@ void agent_sl_scores(agent *base, int64_t B, const int32_t *users, const int32_t
 
 /* ---------------------------------------------------------------- learning */
 
-double agent_sl_loss(agent *base, const agent_batch *batch, uint64_t key, float dloss) {
-  agent_sl *a = sl_of(base);
+static double sl_loss(agent_sl *a, const agent_batch *batch, int train, uint64_t key, float dloss) {
   const int64_t B = batch->B, K = a->K, d = a->d, n = B * K;
   HSRL_CHECKF(B >= 1 && B <= a->mb, "SL batch %lld of at most %lld", (long long)B, (long long)a->mb);
   HSRL_CHECK(batch->users && batch->history && batch->slate && batch->clicks);
   float *values = nn_params_values(a->p), *grads = nn_params_grads(a->p);
-  agent_encoder_forward(a->enc, values, B, batch->users, batch->history, 1, key, a->s);
+  agent_encoder_forward(a->enc, values, B, batch->users, batch->history, train, key, a->s);
   memcpy(a->ids, batch->slate, (size_t)n * sizeof(int32_t));
   agent_encoder_item_vectors(a->enc, values, n, a->ids, a->gather, a->phi);
   for (int64_t b = 0; b < B; b++)
@@ -216,6 +220,35 @@ double agent_sl_loss(agent *base, const agent_batch *batch, uint64_t key, float 
   agent_encoder_item_vectors_backward(a->enc, grads, values, n, a->ids, a->gather, a->dphi);
   agent_encoder_backward(a->enc, grads, values, a->ds);
   return loss;
+}
+
+double agent_sl_loss(agent *base, const agent_batch *batch, uint64_t key, float dloss) {
+  return sl_loss(sl_of(base), batch, 1, key, dloss);
+}
+
+double agent_sl_heldout_loss(agent *base, const agent_batch *batch) {
+  return sl_loss(sl_of(base), batch, 0, 0, 0.0f);
+}
+
+int agent_sl_offer_heldout(agent *base, double loss) {
+  agent_sl *a = sl_of(base);
+  if (!(loss < a->kept_loss)) return 0; /* NaN is never kept */
+  memcpy(a->kept, nn_params_values(a->p), (size_t)nn_params_size(a->p) * sizeof(float));
+  a->kept_loss = loss;
+  a->kept_update = nn_params_adam_step(a->p);
+  return 1;
+}
+
+int64_t agent_sl_kept_update(const agent *base, double *loss) {
+  const agent_sl *a = (const agent_sl *)base;
+  if (loss) *loss = a->kept_loss;
+  return a->kept_update;
+}
+
+static void sl_use_best(agent *base) {
+  agent_sl *a = sl_of(base);
+  if (a->kept_update > 0)
+    memcpy(nn_params_values(a->p), a->kept, (size_t)nn_params_size(a->p) * sizeof(float));
 }
 
 uint64_t agent_sl_dropout_key(const agent *base, int64_t update) {
@@ -248,7 +281,12 @@ static hsrl_status sl_save(const agent *base, io_h5 *f) {
   const agent_sl *a = (const agent_sl *)base;
   hsrl_status st = nn_params_write(a->p, f, NN_PARAMS_OPTIM);
   if (st != HSRL_OK) return st;
-  return io_h5_attr_set_i64(f, "sl", "sl_format_version", AGENT_SL_FORMAT_VERSION);
+  if ((st = io_h5_attr_set_i64(f, "sl", "sl_format_version", AGENT_SL_FORMAT_VERSION)) != HSRL_OK) return st;
+  if (a->kept_update == 0) return HSRL_OK;
+  const int64_t n = nn_params_size(a->p);
+  if ((st = io_h5_write_f32(f, KEPT_NAME, a->kept, 1, &n, 0)) != HSRL_OK) return st;
+  if ((st = io_h5_attr_set_i64(f, KEPT_NAME, "update", a->kept_update)) != HSRL_OK) return st;
+  return io_h5_attr_set_f64(f, KEPT_NAME, "heldout_loss", a->kept_loss);
 }
 
 static hsrl_status sl_load(agent *base, io_h5 *f) {
@@ -259,7 +297,19 @@ static hsrl_status sl_load(agent *base, io_h5 *f) {
   if (v != AGENT_SL_FORMAT_VERSION)
     return hsrl_err(HSRL_E_INPUT, io_h5_path(f), 0, "sl/sl_format_version",
                     "version %lld, this build reads %d", (long long)v, AGENT_SL_FORMAT_VERSION);
-  return nn_params_read(a->p, f, NULL, NN_PARAMS_OPTIM);
+  hsrl_status st = nn_params_read(a->p, f, NULL, NN_PARAMS_OPTIM);
+  if (st != HSRL_OK) return st;
+  a->kept_loss = INFINITY, a->kept_update = 0;
+  if (!io_h5_exists(f, KEPT_NAME)) return HSRL_OK;
+  const int64_t n = nn_params_size(a->p);
+  if ((st = io_h5_read_f32(f, KEPT_NAME, a->kept, n)) != HSRL_OK ||
+      (st = io_h5_attr_get_i64(f, KEPT_NAME, "update", &a->kept_update)) != HSRL_OK ||
+      (st = io_h5_attr_get_f64(f, KEPT_NAME, "heldout_loss", &a->kept_loss)) != HSRL_OK)
+    return st;
+  if (a->kept_update < 1)
+    return hsrl_err(HSRL_E_CORRUPT, io_h5_path(f), 0, KEPT_NAME "/update", "%lld (must be >= 1)",
+                    (long long)a->kept_update);
+  return HSRL_OK;
 }
 
 static int64_t sl_n_policy_params(const agent *base) {
@@ -272,14 +322,14 @@ static void sl_free(agent *base) {
   agent_encoder_free(a->enc);
   nn_params_free(a->p);
   float *fl[] = {a->s, a->ds, a->gather, a->phi, a->dphi, a->logits, a->dlogits, a->targets,
-                 a->catalog, a->scores, a->best};
+                 a->catalog, a->scores, a->best, a->kept};
   for (size_t i = 0; i < sizeof fl / sizeof fl[0]; i++) hsrl_free(fl[i]);
   hsrl_free(a->ids), hsrl_free(a->q), hsrl_free(a->taken);
   hsrl_free(a);
 }
 
 static const agent_vtable sl_vtable = {
-    "sl", sl_act, sl_learn, sl_save, sl_load, sl_n_policy_params, sl_policy_params, sl_free,
+    "sl", sl_act, sl_learn, sl_save, sl_load, sl_n_policy_params, sl_policy_params, sl_use_best, sl_free,
 };
 
 nn_params *agent_sl_params(agent *base) { return sl_of(base)->p; }
@@ -318,5 +368,7 @@ agent *agent_sl_init(const agent_sl_config *cfg) {
   a->q = hsrl_calloc((size_t)(N + 1), sizeof(double));
   a->taken = hsrl_calloc((size_t)(N + 1), 1);
   a->best = sl_floats(K);
+  a->kept = sl_floats(nn_params_size(a->p));
+  a->kept_loss = INFINITY;
   return &a->base;
 }

@@ -53,6 +53,18 @@ agent_sl_config agent_sl_config_make(const hsrl_settings *s, const sim_dataset *
 
 agent *agent_sl_init(const agent_sl_config *cfg);
 
+/* Early stopping (agent.sl_val_fraction; the learner evaluates, the agent keeps):
+ * agent_sl_heldout_loss: the mean BCE of the batch's logged clicks, inference mode (no dropout, no
+ *   gradient), B <= max_batch;
+ * agent_sl_offer_heldout: keeps a copy of the current parameters when loss is below every loss
+ *   offered before (returns 1), with the Adam step they are from; checkpoints save the copy
+ *   ("sl/kept_values", attributes update and heldout_loss) and load restores it;
+ * agent_sl_kept_update: that step (0: none kept) and its loss;
+ * agent_use_best (agent.h): act with the kept copy (evaluation of a checkpoint). */
+double agent_sl_heldout_loss(agent *a, const agent_batch *batch);
+int agent_sl_offer_heldout(agent *a, double loss);
+int64_t agent_sl_kept_update(const agent *a, double *loss);
+
 /* The item scores of B states over the catalog: out (B, N+1), column 0 (padding) is -INFINITY.
  * The exact numbers greedy acting ranks by. Any B (split internally). */
 void agent_sl_scores(agent *a, int64_t B, const int32_t *users, const int32_t *histories,
