@@ -279,7 +279,9 @@ hsrl_status learner_train_load_policy(agent **out, const hsrl_settings *s, const
   if (!strcmp(s->agent.kind, "sl")) {
     double loss = 0.0;
     const int64_t u = agent_sl_kept_update(*out, &loss);
-    if (u > 0) HSRL_INFO("%s: SL acts with its parameters of update %lld (best held-out loss %.4f)", path, (long long)u, loss);
+    if (u > 0)
+      HSRL_INFO("%s: SL acts with its parameters of update %lld (best held-out loss %.4f)", path,
+                (long long)u, loss);
   }
 done:
   io_h5_close(f);
@@ -335,21 +337,25 @@ static void learner_records_shuffle(learner *L) {
   hsrl_rng_permutation(&r, L->perm, L->n_fit);
 }
 
-/* The next train.batch logged records of the train split (SL). */
-static const agent_batch *learner_records_batch(learner *L) {
+/* Row j of the records batch = logged record r. */
+static void learner_record_row(learner *L, int64_t j, int64_t r) {
   const sim_dataset *d = &L->w.data;
   const int64_t H = L->H, K = L->K;
+  L->r_users[j] = d->rec_user[r];
+  memcpy(L->r_hist + j * H, d->rec_history + r * H, (size_t)H * sizeof(int32_t));
+  memcpy(L->r_slate + j * K, d->rec_slate + r * K, (size_t)K * sizeof(int32_t));
+  memcpy(L->r_clicks + j * K, d->rec_clicks + r * K, (size_t)K);
+}
+
+/* The next train.batch fitted records of the train split (SL). */
+static const agent_batch *learner_records_batch(learner *L) {
   for (int64_t j = 0; j < L->Bt; j++) {
     if (L->rec_pos == L->n_fit) {
       L->rec_epoch++;
       L->rec_pos = 0;
       learner_records_shuffle(L);
     }
-    int64_t r = L->rec_idx[L->n_val + L->perm[L->rec_pos++]];
-    L->r_users[j] = d->rec_user[r];
-    memcpy(L->r_hist + j * H, d->rec_history + r * H, (size_t)H * sizeof(int32_t));
-    memcpy(L->r_slate + j * K, d->rec_slate + r * K, (size_t)K * sizeof(int32_t));
-    memcpy(L->r_clicks + j * K, d->rec_clicks + r * K, (size_t)K);
+    learner_record_row(L, j, L->rec_idx[L->n_val + L->perm[L->rec_pos++]]);
   }
   L->rb.B = L->Bt;
   return &L->rb;
@@ -357,18 +363,10 @@ static const agent_batch *learner_records_batch(learner *L) {
 
 /* The mean BCE of the held-out records' logged clicks (SL), offered to the agent to keep. */
 static void learner_sl_heldout(learner *L) {
-  const sim_dataset *d = &L->w.data;
-  const int64_t H = L->H, K = L->K;
   double sum = 0.0;
   for (int64_t b0 = 0; b0 < L->n_val; b0 += L->Bt) {
     const int64_t B = L->n_val - b0 < L->Bt ? L->n_val - b0 : L->Bt;
-    for (int64_t j = 0; j < B; j++) {
-      const int64_t r = L->rec_idx[b0 + j];
-      L->r_users[j] = d->rec_user[r];
-      memcpy(L->r_hist + j * H, d->rec_history + r * H, (size_t)H * sizeof(int32_t));
-      memcpy(L->r_slate + j * K, d->rec_slate + r * K, (size_t)K * sizeof(int32_t));
-      memcpy(L->r_clicks + j * K, d->rec_clicks + r * K, (size_t)K);
-    }
+    for (int64_t j = 0; j < B; j++) learner_record_row(L, j, L->rec_idx[b0 + j]);
     L->rb.B = B;
     sum += agent_sl_heldout_loss(L->a, &L->rb) * (double)B;
   }
