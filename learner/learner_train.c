@@ -276,13 +276,6 @@ hsrl_status learner_train_load_policy(agent **out, const hsrl_settings *s, const
   HSRL_TRY(io_h5_open(&f, path));
   HSRL_TRY((*out)->vt->load(*out, f));
   agent_use_best(*out);
-  if (!strcmp(s->agent.kind, "sl")) {
-    double loss = 0.0;
-    const int64_t u = agent_sl_kept_update(*out, &loss);
-    if (u > 0)
-      HSRL_INFO("%s: SL acts with its parameters of update %lld (best held-out loss %.4f)", path,
-                (long long)u, loss);
-  }
 done:
   io_h5_close(f);
   if (st != HSRL_OK) {

@@ -20,7 +20,7 @@ static int holdout_key_cmp(const void *a, const void *b) {
   return (x->idx > y->idx) - (x->idx < y->idx);
 }
 
-int64_t sim_holdout_latest(const sim_dataset *d, int64_t *base, int64_t n, double vf, uint64_t seed,
+int64_t sim_holdout_latest(const sim_dataset *d, int64_t *idx, int64_t n, double vf, uint64_t seed,
                            uint64_t stream, int *random) {
   *random = 0;
   int64_t want = (int64_t)floor(vf * (double)n + 0.5);
@@ -28,9 +28,9 @@ int64_t sim_holdout_latest(const sim_dataset *d, int64_t *base, int64_t n, doubl
   if (want <= 0) return 0;
   holdout_key *keys = hsrl_malloc((size_t)n * sizeof *keys);
   for (int64_t i = 0; i < n; i++) {
-    keys[i].user = d->rec_user[base[i]];
-    keys[i].time = d->rec_time[base[i]];
-    keys[i].idx = base[i];
+    keys[i].user = d->rec_user[idx[i]];
+    keys[i].time = d->rec_time[idx[i]];
+    keys[i].idx = idx[i];
   }
   qsort(keys, (size_t)n, sizeof *keys, holdout_key_cmp);
   int64_t n_val = 0;
@@ -44,7 +44,7 @@ int64_t sim_holdout_latest(const sim_dataset *d, int64_t *base, int64_t n, doubl
   }
   if (2 * n_val >= want) {
     int64_t a = 0, b = n_val;
-    for (int64_t i = 0; i < n; i++) base[keys[i].user < 0 ? a++ : b++] = keys[i].idx;
+    for (int64_t i = 0; i < n; i++) idx[keys[i].user < 0 ? a++ : b++] = keys[i].idx;
   } else { /* a uniform random subset: a partial Fisher-Yates shuffle */
     *random = 1;
     n_val = want;
@@ -52,9 +52,9 @@ int64_t sim_holdout_latest(const sim_dataset *d, int64_t *base, int64_t n, doubl
     hsrl_rng_init(&r, seed, stream);
     for (int64_t i = 0; i < n_val; i++) {
       int64_t j = i + (int64_t)hsrl_rng_below(&r, (uint64_t)(n - i));
-      int64_t t = base[i];
-      base[i] = base[j];
-      base[j] = t;
+      int64_t t = idx[i];
+      idx[i] = idx[j];
+      idx[j] = t;
     }
   }
   hsrl_free(keys);

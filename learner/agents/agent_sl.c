@@ -6,6 +6,7 @@
 
 #include "common/hsrl_alloc.h"
 #include "common/hsrl_check.h"
+#include "common/hsrl_log.h"
 #include "common/nn/nn_adam.h"
 #include "common/nn/nn_gemm.h"
 #include "common/nn/nn_loss.h"
@@ -247,8 +248,10 @@ int64_t agent_sl_kept_update(const agent *base, double *loss) {
 
 static void sl_use_best(agent *base) {
   agent_sl *a = sl_of(base);
-  if (a->kept_update > 0)
-    memcpy(nn_params_values(a->p), a->kept, (size_t)nn_params_size(a->p) * sizeof(float));
+  if (a->kept_update == 0) return;
+  memcpy(nn_params_values(a->p), a->kept, (size_t)nn_params_size(a->p) * sizeof(float));
+  HSRL_INFO("SL acts with its parameters of update %lld (best held-out loss %.4f)",
+            (long long)a->kept_update, a->kept_loss);
 }
 
 uint64_t agent_sl_dropout_key(const agent *base, int64_t update) {
