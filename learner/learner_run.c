@@ -244,7 +244,10 @@ typedef struct run_ctx {
   int64_t n_agents;
   run_agent agents[RUN_MAX_AGENTS]; /* [0]: agent.kind (train); then the baselines */
   int64_t n_compare;
-  char compare[RUN_MAX_POLICIES][RUN_WORD_MAX];
+  char compare[RUN_MAX_POLICIES][RUN_WORD_MAX];      /* as written: the row's name */
+  char compare_base[RUN_MAX_POLICIES][RUN_WORD_MAX]; /* random, popular, greedy or oracle */
+  int64_t compare_cap[RUN_MAX_POLICIES];             /* NAME-capC: C items per level-1 SID token; 0: none */
+  int64_t n_capped;                                  /* compare entries with a cap (they read run.sid) */
   int eval_in_world; /* run.sim_all empty: the synthetic world's ground truth */
   char cwd[RUN_PATH_MAX];
   int n_ran, n_skipped;
@@ -1027,11 +1030,14 @@ typedef struct run_row {
 } run_row;
 
 static void run_table_print(FILE *f, const run_row *rows, int64_t n) {
-  fprintf(f, "%-10s %5s %8s  %-19s %-17s %-17s %-17s\n", "policy", "seeds", "episodes", "total reward",
+  int w = 10; /* the policy column: as wide as the longest name */
+  for (int64_t i = 0; i < n; i++)
+    if ((int)strlen(rows[i].policy) > w) w = (int)strlen(rows[i].policy);
+  fprintf(f, "%-*s %5s %8s  %-19s %-17s %-17s %-17s\n", w, "policy", "seeds", "episodes", "total reward",
           "depth", "click rate", "coverage");
   for (int64_t i = 0; i < n; i++) {
     const double *v = rows[i].v;
-    fprintf(f, "%-10s %5lld %8lld  %8.3f +- %-7.3f %7.3f +- %-6.3f %7.4f +- %-6.4f %7.4f +- %-6.4f\n",
+    fprintf(f, "%-*s %5lld %8lld  %8.3f +- %-7.3f %7.3f +- %-6.3f %7.4f +- %-6.4f %7.4f +- %-6.4f\n", w,
             rows[i].policy, (long long)rows[i].seeds, (long long)rows[i].episodes, v[RES_REWARD],
             v[RES_REWARD_STD], v[RES_DEPTH], v[RES_DEPTH_STD], v[RES_CLICK], v[RES_CLICK_STD], v[RES_COVER],
             v[RES_COVER_STD]);
@@ -1122,6 +1128,7 @@ static void run_eval_simple_act(void *ctx, int64_t b, const int32_t *users, cons
 
 static void run_eval_simple_reset(void *ctx, uint64_t seed) { sim_policy_simple_reset(ctx, seed); }
 
+
 static void run_row_from(run_row *r, const sim_eval_summary *sum, const char *source) {
   memset(r, 0, sizeof *r);
   snprintf(r->policy, sizeof r->policy, "%s", sum->policy);
@@ -1166,6 +1173,7 @@ static hsrl_status run_do_eval(run_ctx *c, const char *tsv, const char *json) {
   *ws = *s;
   for (int64_t i = 0; i < c->n_agents; i++)
     if (!strcmp(c->agents[i].base, "hsrl")) snprintf(ws->agent.kind, sizeof ws->agent.kind, "hsrl");
+  if (c->n_capped) snprintf(ws->agent.kind, sizeof ws->agent.kind, "hsrl"); /* the SIDs give the groups */
   HSRL_TRY(learner_train_world_load(&w, ws, c->eval_in_world ? "" : s->run.sim_all, batch));
   if (w.data.n_test < 1) {
     st = hsrl_err(HSRL_E_INPUT, s->run.data, 0, "split/test", "the test split is empty");
@@ -1202,7 +1210,7 @@ static hsrl_status run_do_eval(run_ctx *c, const char *tsv, const char *json) {
       continue;
     }
     for (int64_t j = 0; j < c->n_compare; j++) {
-      const char *nm = c->compare[j];
+      const char *nm = c->compare_base[j];
       if ((pass == 2) != !strcmp(nm, "oracle")) continue;
       sim_policy_simple *sp = NULL;
       const char *src = "";
@@ -1225,10 +1233,11 @@ static hsrl_status run_do_eval(run_ctx *c, const char *tsv, const char *json) {
         src = s->run.sim_all;
       }
       if (s->env.exclude_history) sim_policy_simple_exclude_history(sp, w.data.history_len);
+      if (c->compare_cap[j]) sim_policy_simple_cap_sid(sp, &w.sid, c->compare_cap[j]);
       simple[n_pol] = sp;
       sim_eval_policy *p = &pol[n_pol];
       memset(p, 0, sizeof *p);
-      snprintf(p->name, sizeof p->name, "%s", nm);
+      snprintf(p->name, sizeof p->name, "%s", c->compare[j]);
       p->ctx = sp;
       p->act = run_eval_simple_act;
       p->reset = run_eval_simple_reset;
@@ -1305,9 +1314,11 @@ static hsrl_status run_eval_stage(run_ctx *c) {
   if (!c->eval_in_world)
     run_text_input(&t, "sim-all", c->out[ST_SIM_ALL], c->sum[ST_SIM_ALL], c->pending[ST_SIM_ALL]);
   for (int64_t j = 0; j < c->n_compare; j++)
-    if (!strcmp(c->compare[j], "greedy")) {
+    if (!strcmp(c->compare_base[j], "greedy")) {
       run_text_input(&t, "sim-train", c->out[ST_SIM_TRAIN], c->sum[ST_SIM_TRAIN], c->pending[ST_SIM_TRAIN]);
+      break;
     }
+  if (c->n_capped) run_text_input(&t, "sid", c->out[ST_SID], c->sum[ST_SID], c->pending[ST_SID]);
   for (int64_t i = 0; i < c->n_agents; i++) {
     char label[64];
     snprintf(label, sizeof label, "agent/%s", c->agents[i].kind);
@@ -1554,19 +1565,27 @@ static hsrl_status run_plan(run_ctx *c) {
     return hsrl_err(HSRL_E_USAGE, src, 0, "run.compare", "'%s' is not a short list of policies",
                     s->run.compare);
   c->n_compare = 0;
+  c->n_capped = 0;
   for (int64_t j = 0; j < nc; j++) {
     const char *p = cw[j];
-    if (strcmp(p, "random") && strcmp(p, "popular") && strcmp(p, "greedy") && strcmp(p, "oracle"))
-      return hsrl_err(HSRL_E_USAGE, src, 0, "run.compare",
-                      "unknown policy '%s' (random, popular, greedy, oracle)", p);
-    if (!strcmp(p, "greedy") && !c->used[ST_SIM_TRAIN]) {
-      printf(
-          "note: run.compare: greedy left out (it ranks by the sim-train model; run.sim_train is empty)\n");
+    char base[RUN_WORD_MAX];
+    int64_t cap = 0;
+    if (!sim_policy_simple_parse_name(p, base, sizeof base, &cap))
+      return hsrl_err(HSRL_E_USAGE, src, 0, "run.compare", "unknown policy '%s' (" SIM_POLICY_SIMPLE_NAMES ")", p);
+    if (!strcmp(base, "greedy") && !c->used[ST_SIM_TRAIN]) {
+      printf("note: run.compare: %s left out (it ranks by the sim-train model; run.sim_train is empty)\n", p);
       continue;
     }
+    if (cap && !c->used[ST_SID])
+      return hsrl_err(HSRL_E_USAGE, src, 0, "run.compare",
+                      "'%s' caps the items per level-1 SID token, but run.sid is empty", p);
     int dup = 0;
     for (int64_t k = 0; k < c->n_compare; k++) dup |= !strcmp(c->compare[k], p);
-    if (!dup) snprintf(c->compare[c->n_compare++], sizeof c->compare[0], "%.*s", RUN_WORD_MAX - 1, p);
+    if (dup) continue;
+    snprintf(c->compare[c->n_compare], sizeof c->compare[0], "%.*s", RUN_WORD_MAX - 1, p);
+    snprintf(c->compare_base[c->n_compare], sizeof c->compare_base[0], "%.*s", RUN_WORD_MAX - 1, base);
+    c->compare_cap[c->n_compare++] = cap;
+    c->n_capped += cap > 0;
   }
   return HSRL_OK;
 }

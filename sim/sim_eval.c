@@ -131,12 +131,15 @@ hsrl_status sim_eval_seeds(sim_eval_summary *out, const sim_env_config *cfg,
 }
 
 void sim_eval_print_table(FILE *f, const sim_eval_summary *s, int64_t n) {
-  fprintf(f, "%-10s %6s %9s  %-19s %-19s %-17s %-17s\n", "policy", "seeds", "episodes",
+  int w = 10; /* the policy column: as wide as the longest name */
+  for (int64_t i = 0; i < n; i++)
+    if ((int)strlen(s[i].policy) > w) w = (int)strlen(s[i].policy);
+  fprintf(f, "%-*s %6s %9s  %-19s %-19s %-17s %-17s\n", w, "policy", "seeds", "episodes",
           "total reward", "depth", "click rate", "coverage");
   for (int64_t i = 0; i < n; i++) {
     const sim_eval_result *m = &s[i].mean, *d = &s[i].std;
     fprintf(
-        f, "%-10s %6lld %9lld  %8.3f +- %-7.3f %8.3f +- %-7.3f %7.4f +- %-6.4f %7.4f +- %-6.4f\n",
+        f, "%-*s %6lld %9lld  %8.3f +- %-7.3f %8.3f +- %-7.3f %7.4f +- %-6.4f %7.4f +- %-6.4f\n", w,
         s[i].policy, (long long)s[i].n_seeds,
         (long long)(s[i].n_seeds > 0 ? s[i].seed[0].n_episodes : 0), m->reward_mean, d->reward_mean,
         m->depth_mean, d->depth_mean, m->click_rate, d->click_rate, m->coverage, d->coverage);

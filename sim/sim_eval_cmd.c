@@ -30,7 +30,7 @@ static void eval_cmd_usage(FILE *f) {
       "usage: hsrl eval --data F.data.h5 (--sim F.sim-all.h5 | --world)\n"
       "                 [--policies random,popular,greedy,oracle] [--episodes E] [--seeds S]\n"
       "                 [--batch B] [--seed N] [--json OUT] [--config CONFIG]\n"
-      "                 [--greedy-sim F.sim-train.h5] [--set section.key=value]...\n"
+      "                 [--greedy-sim F.sim-train.h5] [--sid F.sid.h5] [--set section.key=value]...\n"
       "\n"
       "Evaluates reference policies in a simulated environment (method.md section 9): users start\n"
       "from the test split's logged histories; each seed runs until every one of E episodes has\n"
@@ -47,7 +47,10 @@ static void eval_cmd_usage(FILE *f) {
       "                  greedy (top K of the click model's own probabilities, or of\n"
       "                  --greedy-sim's), oracle (top K of the click model's own: the myopic\n"
       "                  oracle of the world, the one-step oracle of --sim)\n"
-      "                  default: random,popular,greedy (+ oracle with --world or --greedy-sim)\n"
+      "                  default: random,popular,greedy (+ oracle with --world or --greedy-sim);\n"
+      "                  popular, greedy and oracle also as NAME-capC (C >= 1): at most C items\n"
+      "                  per level-1 SID token of --sid, best first (HSRL's agent.prefix_cap rule)\n"
+      "  --sid F         Semantic-ID file whose level-1 tokens the NAME-capC policies cap\n"
       "  --episodes E    episodes per seed (default eval.episodes)\n"
       "  --seeds S       seeds (default eval.seeds)\n"
       "  --batch B       simulated users at once (default env.batch)\n"
@@ -89,7 +92,7 @@ static int eval_cmd_int(const char *opt, const char *text, int64_t lo, int64_t h
 int sim_eval_command(int argc, char **argv) {
   int rc = 2, world_mode = 0;
   const char *data_path = NULL, *sim_path = NULL, *json_path = NULL, *config = NULL, *greedy_sim = NULL;
-  const char *policies = NULL;
+  const char *policies = NULL, *sid_path = NULL;
   int64_t episodes = -1, seeds = -1, batch = -1, seed = -1, n_sets = 0;
   const char **sets = hsrl_calloc((size_t)argc + 1, sizeof *sets);
   hsrl_settings *s = hsrl_calloc(1, sizeof *s);
@@ -102,7 +105,10 @@ int sim_eval_command(int argc, char **argv) {
   sim_policy_simple *pol[EVAL_CMD_MAX_POLICIES] = {0};
   sim_eval_summary *sum = NULL;
   int64_t n_pol = 0;
-  char names[EVAL_CMD_MAX_POLICIES][32];
+  char names[EVAL_CMD_MAX_POLICIES][32], base[EVAL_CMD_MAX_POLICIES][8];
+  int64_t cap[EVAL_CMD_MAX_POLICIES] = {0}, n_capped = 0;
+  sim_sid_file sid;
+  memset(&sid, 0, sizeof sid);
   hsrl_status st = HSRL_OK;
 
   for (int i = 1; i < argc; i++) {
@@ -120,7 +126,7 @@ int sim_eval_command(int argc, char **argv) {
     int takes = !strcmp(a, "--data") || !strcmp(a, "--sim") || !strcmp(a, "--policies") ||
                 !strcmp(a, "--episodes") || !strcmp(a, "--seeds") || !strcmp(a, "--batch") ||
                 !strcmp(a, "--seed") || !strcmp(a, "--json") || !strcmp(a, "--config") ||
-                !strcmp(a, "--set") || !strcmp(a, "--greedy-sim");
+                !strcmp(a, "--set") || !strcmp(a, "--greedy-sim") || !strcmp(a, "--sid");
     if (!takes) {
       fprintf(stderr, "hsrl eval: unknown argument '%s'; see 'hsrl eval --help'\n", a);
       goto done;
@@ -144,6 +150,8 @@ int sim_eval_command(int argc, char **argv) {
       sets[n_sets++] = v;
     else if (!strcmp(a, "--greedy-sim"))
       greedy_sim = v;
+    else if (!strcmp(a, "--sid"))
+      sid_path = v;
     else if (!strcmp(a, "--episodes")) {
       if (!eval_cmd_int(a, v, 1, INT32_MAX, &episodes)) goto done;
     } else if (!strcmp(a, "--seeds")) {
@@ -179,11 +187,15 @@ int sim_eval_command(int argc, char **argv) {
     memcpy(names[n_pol], p, len);
     names[n_pol][len] = '\0';
     const char *n = names[n_pol];
-    if (strcmp(n, "random") && strcmp(n, "popular") && strcmp(n, "greedy") && strcmp(n, "oracle")) {
-      fprintf(stderr,
-              "hsrl eval: --policies: unknown policy '%s' (random, popular, greedy, oracle)\n", n);
+    if (!sim_policy_simple_parse_name(n, base[n_pol], sizeof base[0], &cap[n_pol])) {
+      fprintf(stderr, "hsrl eval: --policies: unknown policy '%s' (" SIM_POLICY_SIMPLE_NAMES ")\n", n);
       goto done;
     }
+    if (cap[n_pol] && !sid_path) {
+      fprintf(stderr, "hsrl eval: --policies: '%s' caps the items per level-1 SID token: give --sid F.sid.h5\n", n);
+      goto done;
+    }
+    n_capped += cap[n_pol] > 0;
     n_pol++;
     p = comma ? comma + 1 : p + len;
   }
@@ -228,6 +240,17 @@ int sim_eval_command(int argc, char **argv) {
     adapter = sim_click_adapters_urm_init(urm, 512);
     model = sim_click_adapters_urm_model(adapter);
   }
+  if (n_capped) {
+    if ((st = sim_sid_file_read(&sid, sid_path)) != HSRL_OK) {
+      rc = eval_cmd_fail("--sid", st);
+      goto done;
+    }
+    if (sid.n_items != data.n_items) {
+      fprintf(stderr, "hsrl eval: --sid %s: SIDs of %lld items, but %s has %lld\n", sid_path,
+              (long long)sid.n_items, data_path, (long long)data.n_items);
+      goto done;
+    }
+  }
   sim_click_model greedy_model = model; /* greedy ranks by the environment's model unless --greedy-sim */
   if (greedy_sim) {
     if ((st = sim_urm_load(&greedy_urm, greedy_sim, &data)) != HSRL_OK) {
@@ -252,7 +275,7 @@ int sim_eval_command(int argc, char **argv) {
   }
   sum = hsrl_calloc((size_t)n_pol, sizeof *sum);
   for (int64_t j = 0; j < n_pol; j++) {
-    const char *n = names[j];
+    const char *n = base[j];
     if (!strcmp(n, "random"))
       pol[j] = sim_policy_simple_random(data.n_items, data.slate_size, (uint64_t)seed);
     else if (!strcmp(n, "popular"))
@@ -264,9 +287,13 @@ int sim_eval_command(int argc, char **argv) {
     else /* the --sim model's own top K */
       pol[j] = sim_policy_simple_greedy(&model, batch);
     if (s->env.exclude_history) sim_policy_simple_exclude_history(pol[j], data.history_len);
+    if (cap[j]) sim_policy_simple_cap_sid(pol[j], &sid, cap[j]);
     sim_eval_policy ep;
     memset(&ep, 0, sizeof ep);
-    snprintf(ep.name, sizeof ep.name, "%.31s", !strcmp(n, "greedy") && greedy_sim ? "greedy-by-other-sim" : n);
+    if (!strcmp(n, "greedy") && greedy_sim)
+      snprintf(ep.name, sizeof ep.name, "greedy-by-other-sim%s", names[j] + strlen(n));
+    else
+      snprintf(ep.name, sizeof ep.name, "%.31s", names[j]);
     ep.ctx = pol[j];
     ep.act = eval_cmd_act;
     ep.reset = eval_cmd_reset;
@@ -317,6 +344,7 @@ done:
   sim_click_adapters_urm_free(greedy_adapter);
   sim_urm_free(greedy_urm);
   sim_synth_free(&world);
+  sim_sid_file_free(&sid);
   sim_dataset_free(&data);
   hsrl_free(sets);
   hsrl_free(s);

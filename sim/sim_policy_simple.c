@@ -2,6 +2,7 @@
  * oracle (contracts in sim_policy_simple.h; method.md section 9). */
 #include "sim/sim_policy_simple.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -41,6 +42,15 @@ struct sim_policy_simple {
   int32_t *row_hist;     /* (max_batch * rows_per_user, H) */
   int32_t *row_slates;   /* (max_batch * rows_per_user, K) */
   float *row_probs;      /* (max_batch * rows_per_user, K) */
+  /* the group cap (sim_policy_simple_cap); cap 0 = off */
+  int64_t cap, n_groups, gcap; /* gcap = min(cap, K): the size of one group's heap */
+  int32_t *group;              /* (N + 1) */
+  int32_t *gcount;             /* (n_groups) items of each group in the slate being built (popular) */
+  float *gheap_s;              /* (max_batch, n_groups, gcap) per-user, per-group min-heaps */
+  int32_t *gheap_id;           /* (max_batch, n_groups, gcap) */
+  int64_t *gheap_n;            /* (max_batch, n_groups) */
+  float *pick_s;               /* (K) the accepted items of one user */
+  int32_t *pick_id;            /* (K) */
 };
 
 static sim_policy_simple *policy_new(policy_kind kind, int64_t N, int64_t K) {
@@ -139,6 +149,13 @@ void sim_policy_simple_free(sim_policy_simple *p) {
   hsrl_free(p->row_hist);
   hsrl_free(p->row_slates);
   hsrl_free(p->row_probs);
+  hsrl_free(p->group);
+  hsrl_free(p->gcount);
+  hsrl_free(p->gheap_s);
+  hsrl_free(p->gheap_id);
+  hsrl_free(p->gheap_n);
+  hsrl_free(p->pick_s);
+  hsrl_free(p->pick_id);
   hsrl_free(p);
 }
 
@@ -160,6 +177,58 @@ void sim_policy_simple_exclude_history(sim_policy_simple *p, int64_t history_len
   if (p->H) HSRL_CHECK(p->H == history_len);
   p->excl_h = history_len;
   if (!p->banned) p->banned = hsrl_calloc((size_t)(p->N + 1), 1);
+}
+
+void sim_policy_simple_cap(sim_policy_simple *p, const int32_t *group, int64_t n_groups, int64_t cap) {
+  HSRL_CHECKF(p->kind != POLICY_RANDOM, "policy: random slates are not a ranking to cap");
+  HSRL_CHECKF(cap >= 1 && n_groups >= 1 && !p->group, "policy: cap %lld over %lld groups (set once)",
+              (long long)cap, (long long)n_groups);
+  for (int64_t i = 1; i <= p->N; i++)
+    HSRL_CHECKF(group[i] >= 0 && group[i] < n_groups, "policy: item %lld in group %d of %lld", (long long)i,
+                group[i], (long long)n_groups);
+  p->cap = cap;
+  p->n_groups = n_groups;
+  p->gcap = cap < p->K ? cap : p->K;
+  p->group = hsrl_malloc((size_t)(p->N + 1) * sizeof(int32_t));
+  memcpy(p->group, group, (size_t)(p->N + 1) * sizeof(int32_t));
+  p->group[0] = 0;
+  p->gcount = hsrl_calloc((size_t)n_groups, sizeof(int32_t));
+  p->pick_s = hsrl_malloc((size_t)p->K * sizeof(float));
+  p->pick_id = hsrl_malloc((size_t)p->K * sizeof(int32_t));
+  if (p->kind == POLICY_POPULAR) return;
+  const int64_t slots = p->max_batch * n_groups;
+  p->gheap_s = hsrl_malloc((size_t)(slots * p->gcap) * sizeof(float));
+  p->gheap_id = hsrl_malloc((size_t)(slots * p->gcap) * sizeof(int32_t));
+  p->gheap_n = hsrl_malloc((size_t)slots * sizeof(int64_t));
+}
+
+void sim_policy_simple_cap_sid(sim_policy_simple *p, const sim_sid_file *sid, int64_t cap) {
+  HSRL_CHECKF(sid->n_items == p->N, "policy: SIDs of %lld items for a catalog of %lld", (long long)sid->n_items,
+              (long long)p->N);
+  const int L = sid->cb.n_levels;
+  int32_t *group = hsrl_malloc((size_t)(p->N + 1) * sizeof(int32_t));
+  for (int64_t i = 0; i <= p->N; i++) group[i] = sid->tokens[i * L];
+  sim_policy_simple_cap(p, group, sid->cb.vocab[0], cap);
+  hsrl_free(group);
+}
+
+int sim_policy_simple_parse_name(const char *word, char *base, size_t base_size, int64_t *cap) {
+  static const char *const names[] = {"random", "popular", "greedy", "oracle"};
+  *cap = 0;
+  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+    const size_t n = strlen(names[i]);
+    if (strncmp(word, names[i], n)) continue;
+    snprintf(base, base_size, "%s", names[i]);
+    if (!word[n]) return 1;
+    if (i == 0 || strncmp(word + n, "-cap", 4)) return 0;
+    const char *digits = word + n + 4;
+    if (*digits < '1' || *digits > '9' || strlen(digits) > 6) return 0;
+    for (const char *d = digits; *d; d++)
+      if (*d < '0' || *d > '9') return 0;
+    *cap = strtoll(digits, NULL, 10);
+    return 1;
+  }
+  return 0;
 }
 
 /* Marks (on = 1) or clears (on = 0) the items of one history in p->banned (no-op when off:
@@ -211,9 +280,8 @@ static void policy_heap_push(float *hs, int32_t *hi, int64_t *hn, int64_t K, flo
   hi[i] = id;
 }
 
-/* Writes the heap's items best first into slate (K). */
-static void policy_heap_emit(float *hs, int32_t *hi, int64_t n, int32_t *slate) {
-  HSRL_CHECK(n >= 1);
+/* Sorts a heap's n pairs in place, best first. */
+static void policy_heap_sort(float *hs, int32_t *hi, int64_t n) {
   for (int64_t a = 1; a < n; a++) { /* insertion sort, best first: K is small */
     float s = hs[a];
     int32_t id = hi[a];
@@ -226,7 +294,50 @@ static void policy_heap_emit(float *hs, int32_t *hi, int64_t n, int32_t *slate) 
     hs[b] = s;
     hi[b] = id;
   }
+}
+
+/* Writes the heap's items best first into slate (K). */
+static void policy_heap_emit(float *hs, int32_t *hi, int64_t n, int32_t *slate) {
+  HSRL_CHECK(n >= 1);
+  policy_heap_sort(hs, hi, n);
   memcpy(slate, hi, (size_t)n * sizeof(int32_t));
+}
+
+/* Offers item id with score sc to user i's heaps: the best K overall and, with a cap, the best
+ * gcap of the item's group. */
+static void policy_keep(sim_policy_simple *p, int64_t i, float sc, int32_t id) {
+  const int64_t K = p->K;
+  policy_heap_push(p->heap_s + i * K, p->heap_id + i * K, p->heap_n + i, K, sc, id);
+  if (!p->cap) return;
+  const int64_t g = i * p->n_groups + p->group[id];
+  policy_heap_push(p->gheap_s + g * p->gcap, p->gheap_id + g * p->gcap, p->gheap_n + g, p->gcap, sc, id);
+}
+
+static int policy_in(const int32_t *ids, int64_t n, int32_t id) {
+  for (int64_t j = 0; j < n; j++)
+    if (ids[j] == id) return 1;
+  return 0;
+}
+
+/* User i's slate (K) from its heaps. With a cap: the accepted items (the best gcap of each group,
+ * then the best K of those) best first, then the best of the others while the slate has room. */
+static void policy_emit_user(sim_policy_simple *p, int64_t i, int32_t *slate) {
+  const int64_t K = p->K;
+  float *hs = p->heap_s + i * K;
+  int32_t *hi = p->heap_id + i * K;
+  if (!p->cap) {
+    policy_heap_emit(hs, hi, p->heap_n[i], slate);
+    return;
+  }
+  int64_t n = 0;
+  for (int64_t g = i * p->n_groups; g < (i + 1) * p->n_groups; g++)
+    for (int64_t j = 0; j < p->gheap_n[g]; j++)
+      policy_heap_push(p->pick_s, p->pick_id, &n, K, p->gheap_s[g * p->gcap + j], p->gheap_id[g * p->gcap + j]);
+  policy_heap_emit(p->pick_s, p->pick_id, n, slate);
+  if (n == K) return;
+  policy_heap_sort(hs, hi, p->heap_n[i]);
+  for (int64_t j = 0; j < p->heap_n[i] && n < K; j++)
+    if (!policy_in(slate, n, hi[j])) slate[n++] = hi[j];
 }
 
 /* slates (b, K) = the K best items of the catalog for b <= max_batch users. The catalog is
@@ -237,6 +348,7 @@ static void policy_greedy_chunk(sim_policy_simple *p, int64_t b, const int32_t *
                                 const int32_t *hist, int32_t *slates) {
   const int64_t K = p->K, H = p->H, N = p->N;
   for (int64_t i = 0; i < b; i++) p->heap_n[i] = 0;
+  if (p->cap) memset(p->gheap_n, 0, (size_t)(b * p->n_groups) * sizeof(int64_t));
   for (int64_t i0 = 1; i0 <= N; i0 += p->block) {
     int64_t nb = N - i0 + 1 < p->block ? N - i0 + 1 : p->block;
     for (int64_t j = 0; j < nb; j++) p->items[j] = (int32_t)(i0 + j);
@@ -245,9 +357,7 @@ static void policy_greedy_chunk(sim_policy_simple *p, int64_t b, const int32_t *
       for (int64_t i = 0; i < b; i++) {
         policy_ban(p, hist + i * H, 1);
         for (int64_t j = 0; j < nb; j++)
-          if (!p->excl_h || !p->banned[p->items[j]])
-            policy_heap_push(p->heap_s + i * K, p->heap_id + i * K, p->heap_n + i, K,
-                             p->scores[i * nb + j], p->items[j]);
+          if (!p->excl_h || !p->banned[p->items[j]]) policy_keep(p, i, p->scores[i * nb + j], p->items[j]);
         policy_ban(p, hist + i * H, 0);
       }
     } else {
@@ -266,15 +376,33 @@ static void policy_greedy_chunk(sim_policy_simple *p, int64_t b, const int32_t *
       for (int64_t i = 0; i < b; i++) {
         policy_ban(p, hist + i * H, 1);
         for (int64_t j = 0; j < nb; j++)
-          if (!p->excl_h || !p->banned[p->items[j]])
-            policy_heap_push(p->heap_s + i * K, p->heap_id + i * K, p->heap_n + i, K,
-                             p->row_probs[i * R * K + j], p->items[j]);
+          if (!p->excl_h || !p->banned[p->items[j]]) policy_keep(p, i, p->row_probs[i * R * K + j], p->items[j]);
         policy_ban(p, hist + i * H, 0);
       }
     }
   }
-  for (int64_t i = 0; i < b; i++)
-    policy_heap_emit(p->heap_s + i * K, p->heap_id + i * K, p->heap_n[i], slates + i * K);
+  for (int64_t i = 0; i < b; i++) policy_emit_user(p, i, slates + i * K);
+}
+
+/* The popular slate with the group cap for one user: the most clicked allowed items, at most cap
+ * per group, then the most clicked of the skipped ones while the slate has room. */
+static void policy_popular_capped(sim_policy_simple *p, const int32_t *history, int32_t *slate) {
+  const int64_t K = p->K;
+  policy_ban(p, history, 1);
+  int64_t n = 0;
+  for (int64_t r = 0; r < p->N && n < K; r++) {
+    const int32_t id = p->top[r];
+    if (p->excl_h && p->banned[id]) continue;
+    if (p->gcount[p->group[id]] >= p->cap) continue;
+    p->gcount[p->group[id]]++;
+    slate[n++] = id;
+  }
+  for (int64_t k = 0; k < n; k++) p->gcount[p->group[slate[k]]] = 0;
+  for (int64_t r = 0; r < p->N && n < K; r++) {
+    const int32_t id = p->top[r];
+    if ((!p->excl_h || !p->banned[id]) && !policy_in(slate, n, id)) slate[n++] = id;
+  }
+  policy_ban(p, history, 0);
 }
 
 void sim_policy_simple_act(sim_policy_simple *p, int64_t b, const int32_t *user_ids,
@@ -298,6 +426,10 @@ void sim_policy_simple_act(sim_policy_simple *p, int64_t b, const int32_t *user_
       break;
     case POLICY_POPULAR:
       for (int64_t i = 0; i < b; i++) {
+        if (p->cap) {
+          policy_popular_capped(p, histories + i * p->excl_h, slates + i * K);
+          continue;
+        }
         if (!p->excl_h) {
           memcpy(slates + i * K, p->top, (size_t)K * sizeof(int32_t));
           continue;

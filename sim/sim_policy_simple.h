@@ -15,14 +15,17 @@
  *  oracle    (synthetic world only) greedy over the world's true click model: the myopic oracle.
  *            It knows the satiation state, so it is the best one-step policy there.
  * Ties in scores go to the lower item id; results depend only on the inputs (and the seed for
- * random). act allocates nothing; everything is sized for max_batch users at init. */
+ * random). act allocates nothing; everything is sized for max_batch users at init (and for the
+ * groups at sim_policy_simple_cap). */
 #ifndef SIM_POLICY_SIMPLE_H
 #define SIM_POLICY_SIMPLE_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "sim/sim_click_model.h"
 #include "sim/sim_data.h"
+#include "sim/sim_sid_file.h"
 #include "sim/sim_synth.h"
 
 #define SIM_POLICY_SIMPLE_BLOCK 4096 /* catalog items scored per model call and user */
@@ -46,6 +49,28 @@ void sim_policy_simple_reset(sim_policy_simple *p, uint64_t seed);
  * padding): random draws uniformly from the other items, popular and greedy/oracle take the best
  * K of the others (env.exclude_history, applied to every policy alike). */
 void sim_policy_simple_exclude_history(sim_policy_simple *p, int64_t history_len);
+
+/* From now on popular, greedy and oracle take at most `cap` items of one group into a slate: the
+ * K best by their ranking in descending order, skipping an item when cap items of its group are
+ * already in; when fewer than K items qualify, the best skipped ones fill the rest (the slate is
+ * always full). The slate stays in the order of acceptance, best first. This is the HSRL agent's
+ * greedy decoding with agent.prefix_cap (agent_hsrl_diverse.h) when group[i] is item i's level-1
+ * SID token, so a reference policy can be compared with the agent under the same diversity rule
+ * (the rows "oracle-cap1" ... of `hsrl run`). group (N+1) is copied: group[i] in [0, n_groups)
+ * for i = 1..N (group[0] unused); cap >= 1. Memory: max_batch * n_groups * min(cap, K) (score,
+ * id) pairs for greedy and oracle. Not for random (its slates are not a ranking). */
+void sim_policy_simple_cap(sim_policy_simple *p, const int32_t *group, int64_t n_groups, int64_t cap);
+/* The same with the groups of a SID file: item i's level-1 token (sid->n_items must be N). */
+void sim_policy_simple_cap_sid(sim_policy_simple *p, const sim_sid_file *sid, int64_t cap);
+
+/* A reference policy's name as users write it (hsrl run's run.compare, hsrl eval --policies):
+ * random, popular, greedy or oracle; the last three also as NAME-capC, C >= 1 (at most C items
+ * per level-1 SID token: sim_policy_simple_cap_sid). Writes the base name (base_size >= 8) and
+ * the cap (0: none); returns 0 when word is not such a name. */
+int sim_policy_simple_parse_name(const char *word, char *base, size_t base_size, int64_t *cap);
+#define SIM_POLICY_SIMPLE_NAMES \
+  "random, popular, greedy, oracle; popular, greedy and oracle also as NAME-capC, C >= 1: at most C " \
+  "items per level-1 SID token"
 
 /* Slates (b, K) for b users (any b; greedy works through max_batch at a time). */
 void sim_policy_simple_act(sim_policy_simple *p, int64_t b, const int32_t *user_ids /* (b) */,

@@ -334,6 +334,15 @@ run "$hsrl" run tiny.ini --dry-run --set run.baselines=hsrl-paper
 expect_in out "note: run.baselines: hsrl-paper is the run's own hsrl config (agent.credit=slate, agent.advantage=clip already)" \
   "hsrl-paper on the paper's config"
 
+# 10b. reference policies under the agent's diversity rule (NAME-capC): their rows; only eval reruns
+run "$hsrl" run tiny.ini --quiet --set run.compare=random,oracle,oracle-cap1,popular-cap2
+expect_rc 0 "capped compare"
+expect_in out "run.compare changed (random,popular,greedy,oracle -> random,oracle,oracle-cap1,popular-cap2); input sid is new" "capped compare"
+grep -qE "^run (data|sim-train|sid|train)" "$tmp/out" && fail "capped compare: a stage other than eval ran"
+for pol in random oracle oracle-cap1 popular-cap2; do
+  grep -qE "^$pol +2 +10 " "$tmp/out" || fail "capped compare: no table row for $pol: $(cat "$tmp/out")"
+done
+
 # 11. bad usage and configs: exit 2 with the field named; nothing is made
 run "$hsrl" run
 expect_rc 2 "no config"
@@ -351,6 +360,12 @@ expect_in err "field 'run.data'" "empty run.data"
 run "$hsrl" run tiny.ini --set run.compare=random,best
 expect_rc 2 "bad run.compare"
 expect_in err "field 'run.compare': unknown policy 'best'" "bad run.compare"
+run "$hsrl" run tiny.ini --set run.compare=random,oracle-cap0
+expect_rc 2 "run.compare cap 0"
+expect_in err "unknown policy 'oracle-cap0'" "run.compare cap 0"
+run "$hsrl" run tiny.ini --set run.sid= --set agent.kind=sl --set run.baselines= --set run.compare=greedy-cap1
+expect_rc 2 "capped run.compare without SIDs"
+expect_in err "'greedy-cap1' caps the items per level-1 SID token, but run.sid is empty" "capped run.compare without SIDs"
 sed 's/^sim_train = .*/sim_train =/' tiny.ini >"$tmp/nosim.ini"
 run "$hsrl" run "$tmp/nosim.ini" --set run.out_dir=$tmp/x
 expect_rc 2 "sid.vectors = sim without sim_train"

@@ -30,6 +30,7 @@
 #include "sim/sim_synth.h"
 #include "sim/sim_urm.h"
 #include "sim/sim_urm_train.h"
+#include "tests/fixture_world.h"
 #include "tests/test_harness.h"
 
 /* ---------------------------------------------------------------- fixtures */
@@ -586,6 +587,100 @@ static void test_policies_exclude_history(void) {
   sim_dataset_free(&d);
 }
 
+/* The group cap (sim_policy_simple_cap): greedy by scores and by probs, with history exclusion,
+ * equals a brute force over the whole ranking: in descending order take an item unless `cap` of its
+ * group are in, then fill with the best skipped ones; popular follows the same rule on its click
+ * ranking. */
+typedef struct ranked {
+  float s;
+  int32_t id;
+} ranked;
+
+static int ranked_cmp(const void *a, const void *b) { /* score desc, id asc */
+  const ranked *x = a, *y = b;
+  if (x->s != y->s) return x->s > y->s ? -1 : 1;
+  return (x->id > y->id) - (x->id < y->id);
+}
+
+static void capped_brute_force(const ranked *r, int64_t n, const int32_t *group, int64_t cap, int64_t K,
+                               int32_t *slate) {
+  int64_t count[16] = {0}, k = 0;
+  for (int64_t j = 0; j < n && k < K; j++)
+    if (count[group[r[j].id]] < cap) count[group[r[j].id]]++, slate[k++] = r[j].id;
+  for (int64_t j = 0; j < n && k < K; j++) {
+    int in = 0;
+    for (int64_t q = 0; q < k; q++) in |= slate[q] == r[j].id;
+    if (!in) slate[k++] = r[j].id;
+  }
+}
+
+static void test_capped_rankings_match_brute_force(void) {
+  const int64_t K = 7, H = 3, N = 9001, b = 3, n_groups = 5; /* several blocks */
+  int32_t *group = hsrl_malloc((size_t)(N + 1) * sizeof(int32_t));
+  group[0] = 0;
+  for (int64_t i = 1; i <= N; i++) group[i] = (int32_t)((i * 7) % n_groups);
+  hash_model hm = {K};
+  sim_click_model with = model_of(&hm, hash_probs, N, K, H), without = with;
+  with.scores = hash_scores;
+  int32_t users[3] = {4, 77, 1000}, hist[9] = {0, 0, 0, 0, 0, 0, 0, 0, 0};
+  ranked *r = hsrl_malloc((size_t)N * sizeof *r);
+  /* user 2's history holds its best item: excluded, so the ranking moves up */
+  for (int32_t it = 1; it <= N; it++) r[it - 1] = (ranked){hash_prob(users[1], it), it};
+  qsort(r, (size_t)N, sizeof *r, ranked_cmp);
+  hist[H + 2] = r[0].id;
+  for (int64_t cap = 1; cap <= 2; cap++) { /* cap 1: 5 groups for 7 slots, 2 filled; cap 2: no fill */
+    sim_policy_simple *g1 = sim_policy_simple_greedy(&with, 2), *g2 = sim_policy_simple_greedy(&without, 2);
+    sim_policy_simple_cap(g1, group, n_groups, cap);
+    sim_policy_simple_cap(g2, group, n_groups, cap);
+    sim_policy_simple_exclude_history(g1, H);
+    sim_policy_simple_exclude_history(g2, H);
+    int32_t s1[21], s2[21], want[7];
+    sim_policy_simple_act(g1, b, users, hist, s1);
+    sim_policy_simple_act(g2, b, users, hist, s2);
+    TEST_ASSERT(!memcmp(s1, s2, sizeof s1));
+    for (int64_t i = 0; i < b; i++) {
+      int64_t n = 0;
+      for (int32_t it = 1; it <= N; it++) {
+        int banned = 0;
+        for (int64_t j = 0; j < H; j++) banned |= hist[i * H + j] == it;
+        if (!banned) r[n++] = (ranked){hash_prob(users[i], it), it};
+      }
+      qsort(r, (size_t)n, sizeof *r, ranked_cmp);
+      capped_brute_force(r, n, group, cap, K, want);
+      TEST_ASSERTF(!memcmp(want, s1 + i * K, sizeof want), "cap %lld user %lld", (long long)cap, (long long)i);
+      /* the accepted slots (all 7 with cap 2, the first 5 with cap 1) hold <= cap per group */
+      int64_t count[5] = {0};
+      for (int64_t k = 0; k < (cap == 1 ? n_groups : K); k++) count[group[s1[i * K + k]]]++;
+      for (int64_t q = 0; q < n_groups; q++) TEST_ASSERT(cap == 1 ? count[q] == 1 : count[q] <= cap);
+    }
+    sim_policy_simple_free(g1);
+    sim_policy_simple_free(g2);
+  }
+
+  /* popular: the click ranking, at most one per group, the fill from the skipped ones */
+  sim_dataset d;
+  const int64_t Kp = 4, Np = 12;
+  make_dataset(&d, Np, 6, 40, Kp, H);
+  int32_t pgroup[13];
+  for (int64_t i = 0; i <= Np; i++) pgroup[i] = (int32_t)(i % 3); /* 3 groups for 4 slots */
+  ranked pr[12];
+  for (int32_t it = 1; it <= Np; it++) pr[it - 1] = (ranked){0.0f, it};
+  for (int64_t q = 0; q < d.n_train; q++)
+    for (int64_t k = 0; k < Kp; k++)
+      if (d.rec_clicks[q * Kp + k]) pr[d.rec_slate[q * Kp + k] - 1].s += 1.0f;
+  qsort(pr, (size_t)Np, sizeof pr[0], ranked_cmp);
+  int32_t want[4], got[8], phist[6] = {0};
+  capped_brute_force(pr, Np, pgroup, 1, Kp, want);
+  sim_policy_simple *pop = sim_policy_simple_popular(&d, d.train_idx, d.n_train, Kp);
+  sim_policy_simple_cap(pop, pgroup, 3, 1);
+  sim_policy_simple_act(pop, 2, users, phist, got);
+  TEST_ASSERT(!memcmp(want, got, sizeof want) && !memcmp(want, got + Kp, sizeof want));
+  sim_policy_simple_free(pop);
+  sim_dataset_free(&d);
+  hsrl_free(r);
+  hsrl_free(group);
+}
+
 /* ---------------------------------------------------------------- synthetic world, eval */
 
 static void small_world_config(sim_synth_config *c) {
@@ -861,6 +956,27 @@ static void test_eval_command(void) {
   TEST_ASSERT(sim_eval_command(14, excl) == 0);
   char *help[] = {"eval", "--help", NULL};
   TEST_ASSERT(sim_eval_command(2, help) == 0);
+  /* NAME-capC needs --sid, and a SID file of the same catalog */
+  char *no_sid[] = {"eval", "--data", path, "--world", "--policies", "oracle-cap1", NULL};
+  TEST_ASSERT(sim_eval_command(6, no_sid) == 2);
+  char fx_data[512], fx_sid[512];
+  snprintf(fx_data, sizeof fx_data, "%s/fixture.data.h5", test_tmpdir());
+  snprintf(fx_sid, sizeof fx_sid, "%s/fixture.sid.h5", test_tmpdir());
+  const fixture_world_spec spec = {.items = 60, .users = 20, .seed = 5, .sid_vocab2 = 3, .sid_dim = 2};
+  TEST_ASSERT(fixture_world_write(&spec, fx_data, fx_sid));
+  char *capped[] = {"eval", "--data", fx_data, "--world", "--policies", "oracle,oracle-cap1,popular-cap2",
+                    "--sid", fx_sid, "--episodes", "20", "--seeds", "1", "--batch", "8", "--json", json, NULL};
+  TEST_ASSERT(sim_eval_command(16, capped) == 0);
+  f = fopen(json, "r");
+  TEST_ASSERT(f != NULL);
+  n = fread(buf, 1, sizeof buf - 1, f);
+  fclose(f);
+  buf[n] = '\0';
+  TEST_ASSERT(strstr(buf, "\"policy\": \"oracle-cap1\"") && strstr(buf, "\"policy\": \"popular-cap2\""));
+  char *other_catalog[] = {"eval", "--data", path, "--world", "--policies", "oracle-cap1", "--sid", fx_sid, NULL};
+  TEST_ASSERT(sim_eval_command(8, other_catalog) == 2);
+  remove(fx_data);
+  remove(fx_sid);
   remove(json);
   remove(path);
 }
@@ -957,6 +1073,7 @@ int main(void) {
   TEST_RUN(test_greedy_paths_agree_with_brute_force);
   TEST_RUN(test_random_and_popular);
   TEST_RUN(test_policies_exclude_history);
+  TEST_RUN(test_capped_rankings_match_brute_force);
   TEST_RUN(test_synth_oracle_beats_random);
   TEST_RUN(test_fewer_episodes_than_rows_world);
   TEST_RUN(test_urm_adapter);
