@@ -137,6 +137,7 @@
   X(agent, advantage,      ENUM,   "clip",   "clip|normalise", "hsrl: A = clip(y - V, -1, 1) (method.md 8), or y - V standardised over the batch (mean 0, std 1)") \
   X(agent, credit,         ENUM,   "slate",  "slate|click", "hsrl: the pg weight of a slot: the slate's advantage, or plus the slot's click minus the slate's click rate") \
   X(agent, prefix_cap,     INT,    "0",      "[0,inf)",   "hsrl: greedy slates take at most this many items under one level-1 SID token, best first (0: off, the exact top-K of method.md 6); scores every live item") \
+  X(agent, explore_cap,    BOOL,   "false",  NULL,        "hsrl: exploring slates keep agent.prefix_cap too (sampled without replacement under the cap, scoring every live item)") \
   X(agent, off_policy_correction, BOOL, "false", NULL,     "hsrl: each replayed slot's pg weight times min(1, pi/behaviour) (truncated importance sampling)") \
   X(agent, pg,             BOOL,   "true",   NULL,        "hsrl: use the policy-gradient term (false: a supervised control, behaviour cloning and entropy only)")
 

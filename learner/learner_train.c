@@ -252,6 +252,8 @@ hsrl_status learner_train_make_agent(agent **out, const hsrl_settings *s, const 
   if (!strcmp(s->agent.kind, "hsrl")) {
     if (!w->has_sid)
       return hsrl_err(HSRL_E_USAGE, NULL, 0, "run.sid", "the HSRL agent needs a SID file");
+    if (s->agent.explore_cap && s->agent.prefix_cap < 1)
+      return hsrl_err(HSRL_E_USAGE, NULL, 0, "agent.explore_cap", "true needs agent.prefix_cap >= 1 (the cap it keeps)");
     agent_hsrl_config c;
     agent_hsrl_config_defaults(&c, s, max_batch);
     /* agent_hsrl_config_defaults sets these three as constants (1, 1, 0); the [agent] keys win */

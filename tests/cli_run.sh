@@ -366,6 +366,10 @@ expect_in err "unknown policy 'oracle-cap0'" "run.compare cap 0"
 run "$hsrl" run tiny.ini --set run.sid= --set agent.kind=sl --set run.baselines= --set run.compare=greedy-cap1
 expect_rc 2 "capped run.compare without SIDs"
 expect_in err "'greedy-cap1' caps the items per level-1 SID token, but run.sid is empty" "capped run.compare without SIDs"
+run "$hsrl" train tiny.ini --set agent.explore_cap=true --set agent.prefix_cap=0 --set run.name=capless
+expect_rc 2 "agent.explore_cap without a cap"
+expect_in err "field 'agent.explore_cap': true needs agent.prefix_cap >= 1" "agent.explore_cap without a cap"
+[ -e runs/capless ] && fail "agent.explore_cap without a cap made a run directory"
 sed 's/^sim_train = .*/sim_train =/' tiny.ini >"$tmp/nosim.ini"
 run "$hsrl" run "$tmp/nosim.ini" --set run.out_dir=$tmp/x
 expect_rc 2 "sid.vectors = sim without sim_train"

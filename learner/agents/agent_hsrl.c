@@ -275,8 +275,13 @@ static void act_impl(agent_hsrl *a, int64_t B, const int32_t *users, const int32
   if (a->cfg.exclude_history) lp.exclude = histories, lp.exclude_n = a->cfg.history_len;
   const sim_sid_index *idx = a->world.index;
   const int list = cand != NULL || strcmp(a->cfg.s.decoder, "catalog") == 0;
-  if (!explore && cand == NULL && a->cfg.s.prefix_cap > 0) {
+  const int capped = cand == NULL && a->cfg.s.prefix_cap > 0;
+  if (!explore && capped) {
     agent_hsrl_diverse_topk(out->slate, out->logp, idx, &lp, B, K, a->cfg.s.prefix_cap, &a->diverse);
+  } else if (explore && capped && a->cfg.s.explore_cap) {
+    HSRL_CHECKF(rng != NULL, "exploring needs a random stream");
+    agent_hsrl_diverse_sample(out->slate, out->logp, idx, &lp, B, K, a->cfg.s.prefix_cap, (float)a->cfg.s.epsilon, rng,
+                              &a->diverse);
   } else if (!explore) {
     if (list)
       sim_sid_decode_topk_list(out->slate, NULL, out->logp, idx, &lp, cand, m, B, K, &a->ws);

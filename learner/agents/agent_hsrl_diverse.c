@@ -1,7 +1,8 @@
-/* agent_hsrl_diverse.c: see agent_hsrl_diverse.h (greedy slates with at most `cap` items per
- * level-1 SID token). */
+/* agent_hsrl_diverse.c: see agent_hsrl_diverse.h (greedy and sampled slates with at most `cap`
+ * items per level-1 SID token). */
 #include "learner/agents/agent_hsrl_diverse.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -56,9 +57,49 @@ static void take(int32_t *items, float *tok_logp, const sim_sid_index *idx, cons
     tok_logp[(b * K + k) * L + l] = level_row(lp, idx, l, b)[idx->tokens[(int64_t)item * L + l]];
 }
 
-void agent_hsrl_diverse_topk(int32_t *items, float *tok_logp, const sim_sid_index *idx, const sim_sid_logp *lp,
-                             int64_t B, int64_t K, int64_t cap, agent_hsrl_diverse_ws *ws) {
+/* A standard Gumbel variate from 53 random bits, never infinite. */
+static double gumbel(hsrl_rng *rng) {
+  double u = ((double)(hsrl_rng_u64(rng) >> 11) + 0.5) * 0x1p-53;
+  return -log(-log(u));
+}
+
+/* Scores state b's allowed items into ws->scored (returns how many): log p(i|s), or with rng its
+ * Gumbel key log q_i + G_i (q: p mixed with eps / M over the M allowed items). */
+static int64_t score_state(const sim_sid_index *idx, const float *const *row, double eps, hsrl_rng *rng,
+                           agent_hsrl_diverse_ws *ws) {
+  const int L = idx->n_levels;
+  int64_t n = 0;
+  double smax = -HUGE_VAL;
+  for (int64_t j = 0; j < idx->n_live; j++) {
+    const int32_t item = idx->bucket_items[j];
+    if (ws->mark[item]) continue;
+    const uint16_t *z = idx->tokens + (int64_t)item * L;
+    double s = 0.0;
+    for (int l = 0; l < L; l++) s += (double)row[l][z[l]];
+    ws->scored[n].score = s, ws->scored[n].item = item, ws->scored[n].order = (int32_t)j;
+    smax = s > smax ? s : smax;
+    n++;
+  }
+  if (!rng) return n;
+  double q_sum = 0.0;
+  if (eps > 0.0 && smax > -HUGE_VAL)
+    for (int64_t j = 0; j < n; j++) q_sum += exp(ws->scored[j].score - smax);
+  for (int64_t j = 0; j < n; j++) {
+    double key = ws->scored[j].score;
+    if (eps > 0.0) {
+      const double q = q_sum > 0.0 ? exp(key - smax) / q_sum : 0.0;
+      key = log((1.0 - eps) * q + eps / (double)n);
+    }
+    ws->scored[j].score = key + gumbel(rng);
+  }
+  return n;
+}
+
+/* The slates of B states: greedy (rng NULL) or sampled (Gumbel keys). */
+static void slates(int32_t *items, float *tok_logp, const sim_sid_index *idx, const sim_sid_logp *lp, int64_t B,
+                   int64_t K, int64_t cap, double eps, hsrl_rng *rng, agent_hsrl_diverse_ws *ws) {
   HSRL_CHECK(cap >= 1 && K >= 1);
+  HSRL_CHECKF(eps >= 0.0 && eps <= 1.0, "epsilon = %g", eps);
   HSRL_CHECKF(ws->cap_live >= idx->n_live && ws->cap_items >= idx->n_items && ws->cap_vocab >= idx->vocab[0],
               "agent_hsrl_diverse_reserve was not called for this index");
   const int L = idx->n_levels;
@@ -69,16 +110,7 @@ void agent_hsrl_diverse_topk(int32_t *items, float *tok_logp, const sim_sid_inde
       if (ex[j] > 0 && ex[j] <= idx->n_items) ws->mark[ex[j]] = 1;
     const float *row[SIM_SID_MAX_LEVELS];
     for (int l = 0; l < L; l++) row[l] = level_row(lp, idx, l, b);
-    int64_t n = 0;
-    for (int64_t j = 0; j < idx->n_live; j++) {
-      const int32_t item = idx->bucket_items[j];
-      if (ws->mark[item]) continue;
-      const uint16_t *z = idx->tokens + (int64_t)item * L;
-      double s = 0.0;
-      for (int l = 0; l < L; l++) s += (double)row[l][z[l]];
-      ws->scored[n].score = s, ws->scored[n].item = item, ws->scored[n].order = (int32_t)j;
-      n++;
-    }
+    const int64_t n = score_state(idx, row, eps, rng, ws);
     qsort(ws->scored, (size_t)n, sizeof *ws->scored, by_score_desc);
     int64_t k = 0;
     for (int64_t j = 0; j < n && k < K; j++) /* best first, at most cap per level-1 token */
@@ -100,4 +132,16 @@ void agent_hsrl_diverse_topk(int32_t *items, float *tok_logp, const sim_sid_inde
       ws->count[idx->tokens[(int64_t)item * L]] = 0;
     }
   }
+}
+
+void agent_hsrl_diverse_topk(int32_t *items, float *tok_logp, const sim_sid_index *idx, const sim_sid_logp *lp,
+                             int64_t B, int64_t K, int64_t cap, agent_hsrl_diverse_ws *ws) {
+  slates(items, tok_logp, idx, lp, B, K, cap, 0.0, NULL, ws);
+}
+
+void agent_hsrl_diverse_sample(int32_t *items, float *tok_logp, const sim_sid_index *idx, const sim_sid_logp *lp,
+                               int64_t B, int64_t K, int64_t cap, float eps, hsrl_rng *rng,
+                               agent_hsrl_diverse_ws *ws) {
+  HSRL_CHECK(rng != NULL);
+  slates(items, tok_logp, idx, lp, B, K, cap, (double)eps, rng, ws);
 }

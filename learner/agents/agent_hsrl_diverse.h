@@ -21,11 +21,12 @@
 
 #include <stdint.h>
 
+#include "common/hsrl_rng.h"
 #include "sim/sim_sid_decode.h"
 #include "sim/sim_sid_index.h"
 
 typedef struct agent_hsrl_diverse_scored {
-  double score; /* sum_l log pi_l[z_l(item)] */
+  double score; /* sum_l log pi_l[z_l(item)] (sampling: the item's Gumbel key) */
   int32_t item;
   int32_t order; /* position in the index's bucket order: the tie-break */
 } agent_hsrl_diverse_scored;
@@ -47,5 +48,20 @@ void agent_hsrl_diverse_free(agent_hsrl_diverse_ws *ws);
  * Slots beyond the allowed items are 0 (tok_logp 0). */
 void agent_hsrl_diverse_topk(int32_t *items, float *tok_logp, const sim_sid_index *idx, const sim_sid_logp *lp,
                              int64_t B, int64_t K, int64_t cap, agent_hsrl_diverse_ws *ws);
+
+/* Exploring slates under the same cap (agent.explore_cap): sequential sampling without
+ * replacement where draw k picks item i among A_k (the state's items that are live, not excluded,
+ * not drawn yet and of a level-1 token with fewer than cap items in the slate; when A_k is empty,
+ * every undrawn one, as the greedy fill) with probability w_i / sum_{j in A_k} w_j, where
+ *     w_i = (1 - eps) p(i|s) / sum_j p(j|s) + eps / M      (j over the state's M allowed items:
+ * the mixture of sim_sid_decode_sample_list, the reference's rule). It is made by Gumbel-top-K:
+ * every allowed item gets key log w_i + G_i (G_i standard Gumbel) and the slate takes keys in
+ * descending order under the cap, then the skipped ones; the cap only narrows the race of the
+ * keys left, so each draw has the distribution above. The
+ * slate is in draw order; tok_logp holds the unrestricted log pi_l[z_l] (what the learner's
+ * off-policy correction compares with, as for the trie sampler). Draws from rng; eps in [0, 1]. */
+void agent_hsrl_diverse_sample(int32_t *items, float *tok_logp, const sim_sid_index *idx, const sim_sid_logp *lp,
+                               int64_t B, int64_t K, int64_t cap, float eps, hsrl_rng *rng,
+                               agent_hsrl_diverse_ws *ws);
 
 #endif
