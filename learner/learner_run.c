@@ -38,7 +38,8 @@
 
 #define RUN_PATH_MAX 1024
 #define RUN_MAX_AGENTS 8    /* agent.kind and its baselines */
-#define RUN_MAX_POLICIES 12 /* reference policies and agents in one table */
+#define RUN_MAX_COMPARE 12  /* reference policies of run.compare */
+#define RUN_MAX_POLICIES (RUN_MAX_AGENTS + RUN_MAX_COMPARE) /* rows of one table */
 #define RUN_WORD_MAX 24     /* a word of run.baselines or run.compare */
 #define RUN_REASON_MAX 1024
 #define RUN_RECORD_VERSION 1
@@ -244,9 +245,9 @@ typedef struct run_ctx {
   int64_t n_agents;
   run_agent agents[RUN_MAX_AGENTS]; /* [0]: agent.kind (train); then the baselines */
   int64_t n_compare;
-  char compare[RUN_MAX_POLICIES][RUN_WORD_MAX];      /* as written: the row's name */
-  char compare_base[RUN_MAX_POLICIES][RUN_WORD_MAX]; /* random, popular, greedy or oracle */
-  int64_t compare_cap[RUN_MAX_POLICIES];             /* NAME-capC: C items per level-1 SID token; 0: none */
+  char compare[RUN_MAX_COMPARE][RUN_WORD_MAX];      /* as written: the row's name */
+  char compare_base[RUN_MAX_COMPARE][RUN_WORD_MAX]; /* random, popular, greedy or oracle */
+  int64_t compare_cap[RUN_MAX_COMPARE];             /* NAME-capC: C items per level-1 SID token; 0: none */
   int64_t n_capped;                                  /* compare entries with a cap (they read run.sid) */
   int eval_in_world; /* run.sim_all empty: the synthetic world's ground truth */
   char cwd[RUN_PATH_MAX];
@@ -1559,11 +1560,12 @@ static hsrl_status run_plan(run_ctx *c) {
     if (!strcmp(c->agents[i].base, "hsrl") && !c->used[ST_SID])
       return hsrl_err(HSRL_E_USAGE, src, 0, "run.sid", "empty: the HSRL baseline acts in Semantic IDs");
   /* the reference policies that apply */
-  char cw[RUN_MAX_POLICIES][RUN_WORD_MAX];
-  int64_t nc = run_split_list(s->run.compare, cw, RUN_MAX_POLICIES);
+  char cw[RUN_MAX_COMPARE][RUN_WORD_MAX];
+  int64_t nc = run_split_list(s->run.compare, cw, RUN_MAX_COMPARE);
   if (nc < 0)
-    return hsrl_err(HSRL_E_USAGE, src, 0, "run.compare", "'%s' is not a short list of policies",
-                    s->run.compare);
+    return hsrl_err(HSRL_E_USAGE, src, 0, "run.compare",
+                    "'%s' is not a short list of policies (at most %d, each under %d characters)", s->run.compare,
+                    RUN_MAX_COMPARE, RUN_WORD_MAX);
   c->n_compare = 0;
   c->n_capped = 0;
   for (int64_t j = 0; j < nc; j++) {

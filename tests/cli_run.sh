@@ -342,6 +342,16 @@ grep -qE "^run (data|sim-train|sid|train)" "$tmp/out" && fail "capped compare: a
 for pol in random oracle oracle-cap1 popular-cap2; do
   grep -qE "^$pol +2 +10 " "$tmp/out" || fail "capped compare: no table row for $pol: $(cat "$tmp/out")"
 done
+# the largest table: 8 agents (agent.kind and 7 baselines) and 8 reference policies
+all_agents=sl,sl-id,hsrl-paper,hsrl-no-bc,hsrl-no-mlc,hsrl-no-hierarchy,hsrl-no-entropy
+all_refs=random,popular,popular-cap1,greedy,greedy-cap1,oracle,oracle-cap1,oracle-cap2
+run "$hsrl" run tiny.ini --quiet --set run.baselines=$all_agents --set run.compare=$all_refs
+expect_rc 0 "8 agents and 8 reference policies"
+[ "$(sed -n '/^policy /,/^(mean/p' "$tmp/out" | grep -cE '^[a-z0-9-]+ +2 +10 ')" -eq 16 ] ||
+  fail "8 agents and 8 reference policies: not 16 rows: $(cat "$tmp/out")"
+run "$hsrl" run tiny.ini --quiet --set run.compare=$all_refs,random,popular,greedy,oracle,popular-cap3
+expect_rc 2 "13 reference policies"
+expect_in err "at most 12" "13 reference policies"
 
 # 11. bad usage and configs: exit 2 with the field named; nothing is made
 run "$hsrl" run

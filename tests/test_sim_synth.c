@@ -484,9 +484,15 @@ static void test_command_exit_codes(void) {
 
 /* ------------------------------------------------------------------------------------------ */
 /* TEST-ONLY episode loop (method.md §4) and three policies, to check that the world makes the
- * task sequential: myopic oracle > random, topic-varying > myopic oracle over whole episodes. */
+ * task sequential: myopic oracle > random, topic-varying > myopic oracle over whole episodes.
+ * With HSRL_TEST_SYNTH_FULL four more are reported (docs/synthetic-world.md, "What beating the
+ * oracle takes"): the oracle's ranking with at most 1 item per topic (oracle-cap1, the shape of
+ * HSRL's agent.prefix_cap = 1 slates), and an oracle that knows each user's main topic but not
+ * the rest of the preference vector (score affinity * [topic = main] + quality - satiation) with
+ * the exact top K and with the cap. */
 
-enum { POLICY_RANDOM, POLICY_ORACLE, POLICY_VARYING, N_POLICIES };
+enum { POLICY_RANDOM, POLICY_ORACLE, POLICY_VARYING, N_POLICIES_TESTED, POLICY_ORACLE_CAP1 = N_POLICIES_TESTED,
+       POLICY_MAIN, POLICY_MAIN_CAP1, POLICY_VARYING_MAIN, N_POLICIES };
 #define VARYING_TAIL 2 /* the varying policy's last slots, kept for other topics */
 
 typedef struct episode_ctx {
@@ -535,6 +541,28 @@ static void pick_best(const episode_ctx *e, int32_t *slate, int64_t k0, int64_t 
   memcpy(slate + k0, best_i, (size_t)n * sizeof(int32_t));
 }
 
+/* The best items by state_score, at most one per topic, then the best of the rest (a slate is
+ * always full): the shape of HSRL's greedy slates with agent.prefix_cap = 1. */
+static void pick_one_per_topic(const episode_ctx *e, int32_t *slate, int64_t K) {
+  const sim_synth_world *w = e->w;
+  uint8_t used[64] = {0};
+  HSRL_CHECK(w->cfg.topics <= 64);
+  int64_t k = 0;
+  for (int pass = 0; pass < 2; pass++)
+    while (k < K) {
+      int32_t best = 0;
+      float best_s = 0.0f;
+      for (int32_t i = 1; i <= w->n_items; i++) {
+        if ((pass == 0 && used[w->item_topic[i]]) || in_slate(slate, k, i)) continue;
+        const float sc = state_score(e, i);
+        if (!best || sc > best_s) best = i, best_s = sc;
+      }
+      if (!best) break;
+      used[w->item_topic[best]] = 1;
+      slate[k++] = best;
+    }
+}
+
 static void policy_act(episode_ctx *e, int policy, const int32_t *hist, int32_t *slate) {
   const sim_synth_world *w = e->w;
   const int64_t K = w->cfg.slate_size, H = w->cfg.history_len;
@@ -550,10 +578,12 @@ static void policy_act(episode_ctx *e, int policy, const int32_t *hist, int32_t 
   sim_synth_satiation_tables(w, hist, e->topic_sat, e->sub_sat);
   for (int64_t j = H - w->cfg.item_memory; j < H; j++) e->recent[hist[j]] = 1;
   e->recent[0] = 0;
-  if (policy == POLICY_ORACLE) {
+  if (policy == POLICY_ORACLE || policy == POLICY_MAIN) {
     /* myopic oracle: the top K items by the true click probability in the current state */
     pick_best(e, slate, 0, K, -1);
-  } else {
+  } else if (policy == POLICY_ORACLE_CAP1 || policy == POLICY_MAIN_CAP1) {
+    pick_one_per_topic(e, slate, K);
+  } else { /* POLICY_VARYING, POLICY_VARYING_MAIN */
     /* topic-varying: the oracle's top K - 2, then the best 2 items of topics other than the
      * slate's leading one; its clicks come last in the history, so the user's most recent clicks
      * are never all one topic, which keeps satiation and fatigue low for the next slate */
@@ -600,7 +630,14 @@ static episode_stats run_episodes(const sim_synth_world *w, const sim_dataset *d
     const int64_t rec = d->test_idx[hsrl_rng_below(&starts, (uint64_t)d->n_test)];
     const int32_t user = d->rec_user[rec];
     memcpy(hist, d->rec_history + rec * H, (size_t)H * sizeof(int32_t));
-    if (policy != POLICY_RANDOM) sim_synth_base_logits(w, user, all, N, e.base + 1);
+    if (policy == POLICY_MAIN || policy == POLICY_MAIN_CAP1 || policy == POLICY_VARYING_MAIN) {
+      /* what the main topic tells: affinity on it, the item's quality, nothing else of the user */
+      for (int32_t i = 1; i <= N; i++)
+        e.base[i] = (float)w->cfg.affinity * (float)(w->item_topic[i] == w->user_main_topic[user]) +
+                    w->item_quality[i];
+    } else if (policy != POLICY_RANDOM) {
+      sim_synth_base_logits(w, user, all, N, e.base + 1);
+    }
     float temper = 20.0f, total = 0.0f;
     int64_t depth = 0;
     for (;;) {
@@ -641,7 +678,9 @@ static episode_stats run_episodes(const sim_synth_world *w, const sim_dataset *d
 static void test_policy_ordering_on_whole_episodes(void) {
   const int full = getenv("HSRL_TEST_SYNTH_FULL") != NULL;
   const int64_t n_episodes = 1000, n_seeds = 3;
-  static const char *const names[N_POLICIES] = {"random", "oracle", "varying"};
+  static const char *const names[N_POLICIES] = {"random",    "oracle",         "varying",      "oracle-cap1",
+                                                "main-topic", "main-topic-cap1", "varying-main"};
+  const int n_policies = full ? N_POLICIES : N_POLICIES_TESTED;
   double mean[N_POLICIES] = {0};
   int n_vary_wins = 0;
   for (int64_t seed = 1; seed <= n_seeds; seed++) {
@@ -663,12 +702,12 @@ static void test_policy_ordering_on_whole_episodes(void) {
     sim_dataset d;
     TEST_ASSERT(sim_synth_generate(&w, &d, &c) == HSRL_OK);
     double tr[N_POLICIES];
-    for (int pol = 0; pol < N_POLICIES; pol++) {
+    for (int pol = 0; pol < n_policies; pol++) {
       const episode_stats s = run_episodes(&w, &d, pol, n_episodes, (uint64_t)(1000 + seed));
       TEST_ASSERT(s.max_depth <= 20 && s.n_episodes == n_episodes);
       tr[pol] = s.total_reward;
       mean[pol] += s.total_reward / (double)n_seeds;
-      printf("  world seed %lld (N %lld, U %lld): %-8s Total Reward %6.3f  Depth %6.3f  click rate %.3f\n",
+      printf("  world seed %lld (N %lld, U %lld): %-15s Total Reward %6.3f  Depth %6.3f  click rate %.3f\n",
              (long long)c.seed, (long long)c.items, (long long)c.users, names[pol], s.total_reward,
              s.depth, s.clicks / s.shown);
       if (full) {
@@ -687,6 +726,8 @@ static void test_policy_ordering_on_whole_episodes(void) {
          "(varying / oracle = %.3f)\n",
          (long long)n_seeds, (long long)n_episodes, mean[POLICY_RANDOM], mean[POLICY_ORACLE],
          mean[POLICY_VARYING], mean[POLICY_VARYING] / mean[POLICY_ORACLE]);
+  for (int pol = N_POLICIES_TESTED; pol < n_policies; pol++)
+    printf("  mean over the seeds: %-15s %.3f (/ oracle = %.3f)\n", names[pol], mean[pol], mean[pol] / mean[POLICY_ORACLE]);
   /* margins well inside what docs/synthetic-world.md reports (oracle ~2.3x random, varying +31%) */
   TEST_ASSERTF(mean[POLICY_ORACLE] > 1.5 * mean[POLICY_RANDOM], "oracle %.3f vs random %.3f",
                mean[POLICY_ORACLE], mean[POLICY_RANDOM]);
