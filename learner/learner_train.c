@@ -273,12 +273,18 @@ hsrl_status learner_train_load_policy(agent **out, const hsrl_settings *s, const
   hsrl_status st = HSRL_OK;
   io_h5 *f = NULL;
   *out = NULL;
+  /* a policy acts greedily: agent.explore_cap does not apply, so an evaluation may set
+   * agent.prefix_cap = 0 (the exact top-K) for a checkpoint trained with both */
+  hsrl_settings *greedy = hsrl_malloc(sizeof *greedy);
+  *greedy = *s;
+  greedy->agent.explore_cap = false;
   /* the checkpoint's architecture; its seed does not matter (the tables are loaded) */
-  HSRL_TRY(learner_train_make_agent(out, s, w, max_batch, 0, 1));
+  HSRL_TRY(learner_train_make_agent(out, greedy, w, max_batch, 0, 1));
   HSRL_TRY(io_h5_open(&f, path));
   HSRL_TRY((*out)->vt->load(*out, f));
   agent_use_best(*out);
 done:
+  hsrl_free(greedy);
   io_h5_close(f);
   if (st != HSRL_OK) {
     agent_free(*out);

@@ -143,6 +143,10 @@ expect_rc 0 "eval with 5 episodes on 32 rows"
 expect_in out "hsrl@12"
 expect_in out "world (ground truth)"
 [ -s "$run_dir/eval.json" ] || fail "eval wrote no eval.json"
+# demo.ini trains with agent.explore_cap; evaluating its checkpoint with the exact top-K still works
+run "$hsrl" eval ../proj/configs/demo.ini --checkpoint "$run_dir/ckpt/step-12.h5" --episodes 5 --seeds 1 \
+  --set agent.prefix_cap=0
+expect_rc 0 "eval with agent.prefix_cap=0 of an explore_cap checkpoint"
 cd "$tmp"
 
 if [ "$n_fail" -ne 0 ]; then echo "cli_config: $n_fail failure(s)"; exit 1; fi
