@@ -1221,9 +1221,11 @@ static hsrl_status run_do_eval(run_ctx *c, const char *tsv, const char *json) {
         sp = sim_policy_simple_popular(&w.data, w.data.train_idx, w.data.n_train, w.data.slate_size);
         src = "clicks of the train split";
       } else if (!strcmp(nm, "greedy")) {
-        HSRL_TRY(sim_urm_load(&urm, s->run.sim_train, &w.data));
-        adapter = sim_click_adapters_urm_init(urm, batch);
-        train_model = sim_click_adapters_urm_model(adapter);
+        if (!urm) { /* once for greedy and greedy-capC */
+          HSRL_TRY(sim_urm_load(&urm, s->run.sim_train, &w.data));
+          adapter = sim_click_adapters_urm_init(urm, batch);
+          train_model = sim_click_adapters_urm_model(adapter);
+        }
         sp = sim_policy_simple_greedy(&train_model, batch);
         src = s->run.sim_train;
       } else if (w.has_synth) {
