@@ -1180,6 +1180,52 @@ static void test_lr_decay(void) {
   fixture_free(&f);
 }
 
+/* agent.bc_final: lambda_BC goes linearly to bc_final x bc_weight at update `horizon`. With
+ * bc_weight 5 and bc_final 0 over 2 updates: the first update equals the constant weight's, and
+ * from the same state (a checkpoint after it) the second equals an agent without BC and differs
+ * from the constant weight's. */
+static void test_bc_decay(void) {
+  fixture f;
+  fixture_small(&f, 137);
+  agent_hsrl_config c = small_config(&f, 8, 137);
+  c.s.bc_weight = 5.0;
+  agent_hsrl_config d = c, nobc = c;
+  d.bc_schedule = (nn_lr_schedule){NN_LR_LINEAR, 0.0, 2};
+  nobc.s.bc = 0;
+  agent *a = make_agent(&c, &f), *b = make_agent(&d, &f);
+  hsrl_rng r;
+  hsrl_rng_init(&r, 137, 13);
+  batch_buf bb;
+  batch_make(&bb, &f, 8, &r);
+  agent_stats st;
+  const int64_t na = nn_params_size(agent_hsrl_params(a, AGENT_HSRL_ACTOR));
+  const size_t nb = (size_t)na * sizeof(float);
+  agent_learn(a, &bb.b, &st);
+  agent_learn(b, &bb.b, &st);
+  TEST_ASSERT(memcmp(table_values(a, AGENT_HSRL_ACTOR), table_values(b, AGENT_HSRL_ACTOR), nb) == 0);
+  char path[512];
+  snprintf(path, sizeof path, "%s/hsrl_bc_decay.h5", test_tmpdir());
+  io_h5 *h = NULL;
+  TEST_ASSERT(io_h5_create(&h, path) == HSRL_OK);
+  TEST_ASSERT(b->vt->save(b, h) == HSRL_OK);
+  TEST_ASSERT(io_h5_commit(h) == HSRL_OK);
+  agent *e = make_agent(&nobc, &f);
+  TEST_ASSERT(io_h5_open(&h, path) == HSRL_OK);
+  TEST_ASSERT(e->vt->load(e, h) == HSRL_OK);
+  io_h5_close(h);
+  agent_learn(a, &bb.b, &st);
+  agent_learn(b, &bb.b, &st);
+  agent_learn(e, &bb.b, &st);
+  TEST_ASSERT(memcmp(table_values(b, AGENT_HSRL_ACTOR), table_values(e, AGENT_HSRL_ACTOR), nb) == 0);
+  TEST_ASSERT(memcmp(table_values(b, AGENT_HSRL_ACTOR), table_values(a, AGENT_HSRL_ACTOR), nb) != 0);
+  remove(path);
+  batch_free(&bb);
+  agent_free(a);
+  agent_free(b);
+  agent_free(e);
+  fixture_free(&f);
+}
+
 static void test_save_load(void) {
   fixture f;
   fixture_small(&f, 131);
@@ -1425,6 +1471,7 @@ int main(int argc, char **argv) {
   TEST_RUN(test_same_seed_same_losses);
   TEST_RUN(test_nonfinite_skips_step);
   TEST_RUN(test_lr_decay);
+  TEST_RUN(test_bc_decay);
   TEST_RUN(test_save_load);
   TEST_RUN(test_set_world);
   TEST_RUN(test_bad_config);

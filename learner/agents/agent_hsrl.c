@@ -56,6 +56,7 @@ void agent_hsrl_config_defaults(agent_hsrl_config *c, const hsrl_settings *s, in
   c->act_only = 0;
   c->exclude_history = s->env.exclude_history ? 1 : 0;
   c->lr_schedule = agent_lr_schedule_of(s);
+  c->bc_schedule = (nn_lr_schedule){NN_LR_LINEAR, s->agent.bc_final, s->train.iterations};
 }
 
 agent_hsrl_world agent_hsrl_world_of(const sim_dataset *data, const sim_sid_index *index,
@@ -377,12 +378,15 @@ static void hsrl_learn(agent *a_, const agent_batch *b, agent_stats *out) {
   const uint64_t key = hsrl_rng_derive(a->key_base, (uint64_t)a->n_updates);
   agent_hsrl_terms t;
   nn_params *actor = a->tab[AGENT_HSRL_ACTOR], *critic = a->tab[AGENT_HSRL_CRITIC];
+  /* this update's lambda_BC (agent.bc_final), keyed like the learning rates by the Adam step */
+  const int64_t step = nn_params_adam_step(actor) + 1;
+  a->lc.lambda_bc = a->cfg.s.bc ? (float)(a->cfg.s.bc_weight * nn_lr_factor(&a->cfg.bc_schedule, step)) : 0.0f;
   agent_hsrl_net_loss(a->net, actor, critic, b, a->y, NULL, NULL, &a->lc, 1, key, &t);
   const double na = grad_norm(actor, a->cfg.grad_clip), nc = grad_norm(critic, a->cfg.grad_clip);
   const double gn = sqrt(na * na + nc * nc);
   const int finite = isfinite(gn) && isfinite(t.critic) && isfinite(t.pg) && isfinite(t.negent) && isfinite(t.bc);
   if (finite) {
-    const double f = nn_lr_factor(&a->cfg.lr_schedule, nn_params_adam_step(actor) + 1);
+    const double f = nn_lr_factor(&a->cfg.lr_schedule, step);
     a->adam_actor.lr = (float)(a->cfg.s.actor_lr * f);
     a->adam_critic.lr = (float)(a->cfg.s.critic_lr * f);
     nn_params_adam_update(actor, &a->adam_actor);
