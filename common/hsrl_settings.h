@@ -122,7 +122,7 @@
   X(agent, weight_decay,   DOUBLE, "1e-5",   "[0,inf)",   "L2 weight decay of actor and critic") \
   X(agent, entropy_weight, DOUBLE, "0.1",    "[0,inf)",   "lambda_H: weight of the entropy regulariser") \
   X(agent, bc_weight,      DOUBLE, "0.1",    "[0,inf)",   "lambda_BC: weight of behaviour cloning of clicks") \
-  X(agent, bc_final,       DOUBLE, "1",      "[0,1]",     "hsrl: lambda_BC goes linearly from bc_weight at the first update to bc_final x it at update train.iterations (1: constant)") \
+  X(agent, bc_final,       DOUBLE, "1",      "[0,inf)",   "hsrl: lambda_BC goes linearly from bc_weight at the first update to bc_final x it at update train.iterations (1: constant)") \
   X(agent, epsilon,        DOUBLE, "0",      "[0,1]",     "uniform share mixed into item scores when exploring") \
   X(agent, hierarchy,      BOOL,   "true",   NULL,        "residual hierarchical heads (false: every head reads c_0)") \
   X(agent, mlc,            BOOL,   "true",   NULL,        "multi-level critic (false: one value on c_0)") \

@@ -20,7 +20,7 @@ typedef enum nn_lr_decay { NN_LR_CONSTANT = 0, NN_LR_LINEAR = 1, NN_LR_COSINE = 
 
 typedef struct nn_lr_schedule {
   nn_lr_decay decay;
-  double final_fraction; /* in [0, 1] */
+  double final_fraction; /* >= 0: in [0, 1] for learning rates; above 1 the factor rises (agent.bc_final) */
   int64_t horizon;       /* steps until the final rate */
 } nn_lr_schedule;
 

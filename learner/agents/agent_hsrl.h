@@ -69,7 +69,8 @@ typedef struct agent_hsrl_config {
   int act_only;                 /* 1: an actor's copy: the actor table only, no learn() (0) */
   int exclude_history;          /* env.exclude_history: slates skip the state's history items */
   nn_lr_schedule lr_schedule;   /* train.lr_decay over train.iterations updates: scales both lrs */
-  nn_lr_schedule bc_schedule;   /* agent.bc_final: linear over train.iterations updates, scales lambda_BC */
+  nn_lr_schedule bc_schedule;   /* agent.bc_final: linear over train.iterations updates, scales lambda_BC
+                                   (final_fraction may exceed 1 here: a rising weight) */
 } agent_hsrl_config;
 
 /* The world the agent reads (borrowed: must outlive the agent; see agent_hsrl_set_world). */
