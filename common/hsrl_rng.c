@@ -96,6 +96,11 @@ double hsrl_rng_normal(hsrl_rng *r) {
   return u * sqrt(-2.0 * hsrl_rng_log(s) / s);
 }
 
+double hsrl_rng_gumbel(hsrl_rng *r) {
+  const double u = ((double)(hsrl_rng_u64(r) >> 11) + 0.5) * 0x1p-53; /* in (0, 1): never infinite */
+  return -log(-log(u));
+}
+
 int hsrl_rng_bernoulli(hsrl_rng *r, float p) { return hsrl_rng_uniform(r) < p; }
 
 int64_t hsrl_rng_categorical(hsrl_rng *r, const float *weights, int64_t n) {

@@ -29,6 +29,7 @@ float hsrl_rng_uniform(hsrl_rng *r);         /* [0, 1), 24 random bits */
 double hsrl_rng_uniform_double(hsrl_rng *r); /* [0, 1), 53 random bits */
 uint64_t hsrl_rng_below(hsrl_rng *r, uint64_t n); /* uniform in [0, n), unbiased; n > 0 */
 double hsrl_rng_normal(hsrl_rng *r);         /* N(0, 1), Marsaglia polar method */
+double hsrl_rng_gumbel(hsrl_rng *r);         /* standard Gumbel -log(-log u), u from 53 bits: finite */
 int hsrl_rng_bernoulli(hsrl_rng *r, float p); /* 1 with probability p */
 /* Index i with probability weights[i] / sum(weights); weights >= 0, sum > 0. */
 int64_t hsrl_rng_categorical(hsrl_rng *r, const float *weights, int64_t n);

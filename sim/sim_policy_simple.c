@@ -192,10 +192,12 @@ void sim_policy_simple_cap(sim_policy_simple *p, const int32_t *group, int64_t n
   p->group = hsrl_malloc((size_t)(p->N + 1) * sizeof(int32_t));
   memcpy(p->group, group, (size_t)(p->N + 1) * sizeof(int32_t));
   p->group[0] = 0;
-  p->gcount = hsrl_calloc((size_t)n_groups, sizeof(int32_t));
+  if (p->kind == POLICY_POPULAR) {
+    p->gcount = hsrl_calloc((size_t)n_groups, sizeof(int32_t));
+    return;
+  }
   p->pick_s = hsrl_malloc((size_t)p->K * sizeof(float));
   p->pick_id = hsrl_malloc((size_t)p->K * sizeof(int32_t));
-  if (p->kind == POLICY_POPULAR) return;
   const int64_t slots = p->max_batch * n_groups;
   p->gheap_s = hsrl_malloc((size_t)(slots * p->gcap) * sizeof(float));
   p->gheap_id = hsrl_malloc((size_t)(slots * p->gcap) * sizeof(int32_t));

@@ -559,12 +559,6 @@ void sim_sid_decode_topk_list(int32_t *items, double *item_logp, float *tok_logp
   }
 }
 
-/* A standard Gumbel variate from 53 random bits, never infinite. */
-static double gumbel(hsrl_rng *rng) {
-  double u = ((double)(hsrl_rng_u64(rng) >> 11) + 0.5) * 0x1p-53;
-  return -log(-log(u));
-}
-
 void sim_sid_decode_sample_list(int32_t *items, double *item_logp, float *tok_logp, const sim_sid_index *idx,
                                 const sim_sid_logp *logp, const int32_t *cand, int64_t m, int64_t n_states, int64_t k,
                                 float epsilon, hsrl_rng *rng, sim_sid_decode_ws *ws) {
@@ -604,7 +598,7 @@ void sim_sid_decode_sample_list(int32_t *items, double *item_logp, float *tok_lo
       } else {
         key = s;
       }
-      key += gumbel(rng);
+      key += hsrl_rng_gumbel(rng);
       best_offer(ws->best, &n_best, k, key, sim_sid_index_tie_key(idx, i), i);
     }
 #undef CAND_ITEM

@@ -1180,6 +1180,17 @@ static void test_lr_decay(void) {
   fixture_free(&f);
 }
 
+/* Saves `from` as a checkpoint at path and loads it into `to` (asserting every step). */
+static void checkpoint_copy(agent *from, agent *to, const char *path) {
+  io_h5 *h = NULL;
+  TEST_ASSERT(io_h5_create(&h, path) == HSRL_OK);
+  TEST_ASSERT(from->vt->save(from, h) == HSRL_OK);
+  TEST_ASSERT(io_h5_commit(h) == HSRL_OK);
+  TEST_ASSERT(io_h5_open(&h, path) == HSRL_OK);
+  TEST_ASSERT(to->vt->load(to, h) == HSRL_OK);
+  io_h5_close(h);
+}
+
 /* agent.bc_final: lambda_BC goes linearly to bc_final x bc_weight at update `horizon`. With
  * bc_weight 5 and bc_final 0 over 2 updates: the first update equals the constant weight's, and
  * from the same state (a checkpoint after it) the second equals an agent without BC and differs
@@ -1205,14 +1216,8 @@ static void test_bc_decay(void) {
   TEST_ASSERT(memcmp(table_values(a, AGENT_HSRL_ACTOR), table_values(b, AGENT_HSRL_ACTOR), nb) == 0);
   char path[512];
   snprintf(path, sizeof path, "%s/hsrl_bc_decay.h5", test_tmpdir());
-  io_h5 *h = NULL;
-  TEST_ASSERT(io_h5_create(&h, path) == HSRL_OK);
-  TEST_ASSERT(b->vt->save(b, h) == HSRL_OK);
-  TEST_ASSERT(io_h5_commit(h) == HSRL_OK);
   agent *e = make_agent(&nobc, &f);
-  TEST_ASSERT(io_h5_open(&h, path) == HSRL_OK);
-  TEST_ASSERT(e->vt->load(e, h) == HSRL_OK);
-  io_h5_close(h);
+  checkpoint_copy(b, e, path);
   agent_learn(a, &bb.b, &st);
   agent_learn(b, &bb.b, &st);
   agent_learn(e, &bb.b, &st);
@@ -1239,13 +1244,8 @@ static void test_save_load(void) {
   for (int i = 0; i < 3; i++) agent_learn(a, &bb.b, &st);
   char path[512];
   snprintf(path, sizeof path, "%s/hsrl_ckpt.h5", test_tmpdir());
+  checkpoint_copy(a, b, path);
   io_h5 *h = NULL;
-  TEST_ASSERT(io_h5_create(&h, path) == HSRL_OK);
-  TEST_ASSERT(a->vt->save(a, h) == HSRL_OK);
-  TEST_ASSERT(io_h5_commit(h) == HSRL_OK);
-  TEST_ASSERT(io_h5_open(&h, path) == HSRL_OK);
-  TEST_ASSERT(b->vt->load(b, h) == HSRL_OK);
-  io_h5_close(h);
   for (int t = 0; t < 4; t++) {
     nn_params *pa = agent_hsrl_params(a, (agent_hsrl_table)t), *pb = agent_hsrl_params(b, (agent_hsrl_table)t);
     const size_t nb = (size_t)nn_params_size(pa) * sizeof(float);

@@ -203,7 +203,7 @@ hsrl_status agent_hsrl_init(agent **out, const agent_hsrl_config *cfg, const age
   a->adam_critic = nn_adam_defaults((float)s->critic_lr);
   a->adam_critic.weight_decay = (float)s->weight_decay;
   a->lc.lambda_h = s->entropy ? (float)s->entropy_weight : 0.0f;
-  a->lc.lambda_bc = s->bc ? (float)s->bc_weight : 0.0f;
+  a->lc.lambda_bc = s->bc ? (float)s->bc_weight : 0.0f; /* learn() rescales it by agent.bc_final */
   a->lc.critic_to_actor = cfg->critic_to_actor;
   a->lc.off_policy = cfg->s.off_policy_correction;
   a->lc.normalise_advantage = strcmp(s->advantage, "normalise") == 0;

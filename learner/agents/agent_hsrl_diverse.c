@@ -57,12 +57,6 @@ static void take(int32_t *items, float *tok_logp, const sim_sid_index *idx, cons
     tok_logp[(b * K + k) * L + l] = level_row(lp, idx, l, b)[idx->tokens[(int64_t)item * L + l]];
 }
 
-/* A standard Gumbel variate from 53 random bits, never infinite. */
-static double gumbel(hsrl_rng *rng) {
-  double u = ((double)(hsrl_rng_u64(rng) >> 11) + 0.5) * 0x1p-53;
-  return -log(-log(u));
-}
-
 /* Scores state b's allowed items into ws->scored (returns how many): log p(i|s), or with rng its
  * Gumbel key log q_i + G_i (q: p mixed with eps / M over the M allowed items). */
 static int64_t score_state(const sim_sid_index *idx, const float *const *row, double eps, hsrl_rng *rng,
@@ -90,7 +84,7 @@ static int64_t score_state(const sim_sid_index *idx, const float *const *row, do
       const double q = q_sum > 0.0 ? exp(key - smax) / q_sum : 0.0;
       key = log((1.0 - eps) * q + eps / (double)n);
     }
-    ws->scored[j].score = key + gumbel(rng);
+    ws->scored[j].score = key + hsrl_rng_gumbel(rng);
   }
   return n;
 }
