@@ -123,10 +123,10 @@ static int enum_contains(const char *allowed, const char *word) {
 
 static int bool_word(const char *s, bool *out) {
   static const char *const yes[] = {"true", "yes", "on", "1"}, *const no[] = {"false", "no", "off", "0"};
-  char low[8];
+  char low[8] = {0};
   size_t n = strlen(s);
   if (n >= sizeof low) return 0;
-  for (size_t i = 0; i <= n; i++) low[i] = (char)tolower((unsigned char)s[i]);
+  for (size_t i = 0; i < n && i < sizeof low - 1; i++) low[i] = (char)tolower((unsigned char)s[i]);
   for (int i = 0; i < 4; i++) {
     if (!strcmp(low, yes[i])) return *out = true, 1;
     if (!strcmp(low, no[i])) return *out = false, 1;
@@ -137,7 +137,7 @@ static int bool_word(const char *s, bool *out) {
 /* Parses `value` (already trimmed) as f's type into the member at dst. */
 static hsrl_status value_parse(const hsrl_config_field *f, void *dst, const char *value,
                                const char *file, long line) {
-  config_range r;
+  config_range r = {0};
   char what[96];
   int ranged = range_parse(f, &r);
   switch (f->type) {

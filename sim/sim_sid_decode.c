@@ -459,6 +459,7 @@ static void topk_bb(decode_ctx *c, int d, int64_t node, double logp, int64_t *n_
     }
     return;
   }
+  if (d >= SIM_SID_MAX_LEVELS) return; /* never (d < L here); tells the optimiser d indexes level arrays */
   const int64_t c0 = t->child_start[d][node], c1 = t->child_start[d][node + 1];
   const uint16_t *tok = t->token[d];
   c->ws->stats.n_touched += c1 - c0;
@@ -757,6 +758,7 @@ static void sweep(const sample_ctx *s, sweep_ctx *w, int d, int64_t node, double
     }
     return;
   }
+  if (d >= SIM_SID_MAX_LEVELS) return; /* never (d < L here); tells the optimiser d indexes level arrays */
   for (int64_t ch = t->child_start[d][node]; ch < t->child_start[d][node + 1]; ch++) {
     if (w->mode == SWEEP_FIND && w->found >= 0) return;
     sweep(s, w, d + 1, ch, logp + (double)c->lp[d][t->token[d][ch]]);
