@@ -21,7 +21,7 @@
  * items, and a policy that maximises it finds them: on ML-1M (seed 3) greedy by the all-records
  * simulator scored 18.5 in it but greedy by the train-split one 7.8 there; with id_l2 = 1e-4 the
  * two simulators agree (10.8 and 9.1) and the train-split one's test AUC rises (0.748 -> 0.752).
- * README "Quality" has the measurements.
+ * docs/quality.md ("ML-1M in our simulators") has the measurements.
  *
  * Parameters live in one nn_params table (names under "sim/", the HDF5 paths of the model file):
  *   sim/user/l1/w (hidden, P)  sim/user/l1/b (hidden)  sim/user/l2/w (f, hidden)  sim/user/l2/b (f)
