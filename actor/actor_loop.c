@@ -261,7 +261,7 @@ hsrl_status actor_loop_run(comm *ep, const learner_train_options *opt) {
   A->deadline = learner_dist_deadline(opt);
   A->window = replay_server_window(s);
   A->t0 = A->heard = hsrl_time_now();
-  const uint64_t seed = (uint64_t)s->run.seed;
+  const uint64_t seed = hsrl_settings_train_seed(s);
   const int64_t B = s->env.batch;
   HSRL_TRY(learner_train_world_load(&A->w, s, learner_dist_sim_path(s), B));
   HSRL_TRY(learner_train_make_agent(&A->a, s, &A->w, B, hsrl_rng_derive(seed, LEARNER_DIST_PURPOSE_AGENT), 1));

@@ -19,7 +19,7 @@
  * block at the end of every step and marks the step's end with a PING {int64 j} to its replay, so
  * the replay ingests whole steps in a fixed order.
  *
- * Random streams and restarts: the environment (seed hsrl_rng_derive(hsrl_rng_derive(run.seed,
+ * Random streams and restarts: the environment (seed hsrl_rng_derive(hsrl_rng_derive(train seed,
  * env purpose), key), stream 1 + i) and the acting stream (act purpose, same keying) are created
  * with key = opt->start_iteration (0 for a new run; the checkpoint's iteration on resume: the run
  * then starts with step n_prefill + key), and in sync mode re-created with key c before step

@@ -235,6 +235,10 @@ done:
   return st;
 }
 
+uint64_t hsrl_settings_train_seed(const hsrl_settings *s) {
+  return (uint64_t)(s->train.seed >= 0 ? s->train.seed : s->run.seed);
+}
+
 int64_t hsrl_settings_parse_int_list(const char *text, int64_t *out, int64_t max_n) {
   int64_t n = 0;
   const char *p = text;

@@ -43,7 +43,7 @@
 /* clang-format off */
 #define HSRL_SETTINGS_RUN(X) \
   X(run, name,         STRING, "demo", NULL,      "run name; the run directory is out_dir/name") \
-  X(run, seed,         INT,    "1",    "[0,inf)", "master seed of every random stream") \
+  X(run, seed,         INT,    "1",    "[0,inf)", "master seed of every random stream: the world, the simulators, the SIDs, the evaluation episodes, and training unless train.seed is set") \
   X(run, out_dir,      PATH,   "runs", NULL,      "directory that holds the run directories") \
   X(run, blas_threads, INT,    "1",    "[1,256]", "OpenBLAS threads per rank (the environment's OPENBLAS_NUM_THREADS wins)") \
   X(run, data,         PATH,   "",     NULL,      "prepared-data file (hsrl data prepare / hsrl data synth)") \
@@ -150,7 +150,8 @@
   X(train, report_every,     INT, "100",    "[1,inf)", "updates between rows of metrics.tsv") \
   X(train, checkpoint_every, INT, "5000",   "[0,inf)", "updates between checkpoints (0: only the last)") \
   X(train, lr_decay,         ENUM, "constant", "constant|linear|cosine", "learning rates of every network from their [agent] value at the first update to lr_final x it at update train.iterations") \
-  X(train, lr_final,         DOUBLE, "0.1",  "[0,1]",   "lr_decay's last learning rate, a fraction of the first")
+  X(train, lr_final,         DOUBLE, "0.1",  "[0,1]",   "lr_decay's last learning rate, a fraction of the first") \
+  X(train, seed,             INT, "-1",     "[-1,inf)", "seed of training alone (agent init, exploration, simulated users, replay): another run on the same simulators and SIDs; -1: run.seed")
 
 #define HSRL_SETTINGS_DIST(X) \
   X(dist, replay_shards,         INT,  "0",     "[0,4096]", "R: replay shard ranks (0: replay inside the learner)") \
@@ -224,6 +225,11 @@ uint64_t hsrl_settings_hash(const hsrl_settings *s);
 
 /* 1 if the field (of hsrl_settings_schema()) is a PATH: a file or directory name. */
 int hsrl_settings_field_is_path(const hsrl_config_field *f);
+
+/* The seed training derives its streams from: train.seed, or run.seed when train.seed is -1.
+ * run.seed alone keys the simulators, the SIDs and the evaluation episodes, so a run with another
+ * train.seed trains again on the same inputs and is evaluated on the same users. */
+uint64_t hsrl_settings_train_seed(const hsrl_settings *s);
 
 /* Parses "256,64" into out[0..max_n): returns the count, or -1 if the text is not 1..max_n
  * positive integers separated by commas (spaces allowed). */

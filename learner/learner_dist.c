@@ -525,7 +525,7 @@ static hsrl_status learner_dist_learner(comm *ep, const learner_train_options *o
   const int64_t Bt = s->train.batch;
   HSRL_TRY(learner_train_world_load(&L->w, s, learner_dist_sim_path(s), s->env.batch));
   HSRL_TRY(learner_train_make_agent(&L->a, s, &L->w, Bt,
-                                    hsrl_rng_derive((uint64_t)s->run.seed, LEARNER_DIST_PURPOSE_AGENT), 0));
+                                    hsrl_rng_derive(hsrl_settings_train_seed(s), LEARNER_DIST_PURPOSE_AGENT), 0));
   int64_t max_vocab = 0;
   learner_dist_shape(&L->w, s, &L->shape, &max_vocab);
   L->n_mlc = strcmp(s->agent.kind, "sl") ? (int)L->shape.n_levels + 1 : 0;

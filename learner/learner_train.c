@@ -26,7 +26,7 @@
 #include "sim/sim_holdout.h"
 #include "sim/sim_urm_train.h"
 
-/* Purposes of the derived seeds (hsrl_rng_derive(run.seed, purpose)). */
+/* Purposes of the derived seeds (hsrl_rng_derive(train seed, purpose); hsrl_settings_train_seed). */
 enum {
   PURPOSE_AGENT = 0x4a01,
   PURPOSE_ENV = 0x4a02,
@@ -680,7 +680,7 @@ hsrl_status learner_train_open(learner **out, const learner_train_options *opt) 
     st = hsrl_err(HSRL_E_INPUT, s->run.data, 0, "split/train", "the train split is empty");
     goto done;
   }
-  uint64_t seed = (uint64_t)s->run.seed;
+  uint64_t seed = hsrl_settings_train_seed(s);
   HSRL_TRY(learner_train_make_agent(&L->a, s, &L->w, max_batch,
                                     hsrl_rng_derive(seed, PURPOSE_AGENT), 0));
   L->n_levels = L->w.has_sid && !is_sl ? L->w.index.n_levels : 0;

@@ -47,7 +47,7 @@ void replay_shard_config_from_settings(replay_shard_config *c, const hsrl_settin
   double eb = s->dist.spi_tolerance * spi * (double)min_size;
   double eb_min = replay_limiter_min_error_buffer(spi, 1, c->max_batch);
   c->limiter = (replay_limiter_config){spi, min_size, eb > eb_min ? eb : eb_min};
-  c->seed = hsrl_rng_derive((uint64_t)s->run.seed, REPLAY_PURPOSE_SAMPLE);
+  c->seed = hsrl_rng_derive(hsrl_settings_train_seed(s), REPLAY_PURPOSE_SAMPLE);
   c->stream = (uint64_t)shard;
   c->config_hash = config_hash;
 }

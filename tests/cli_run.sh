@@ -134,6 +134,26 @@ expect_stages "data:skip sim-train:skip sid:skip train:run baselines:run eval:ru
 expect_in out "run train: train.batch changed (16 -> 8)" "train.batch changed"
 expect_in out "run eval: input agent/hsrl changed" "train.batch changed"
 
+# 3b. train.seed trains again on the same simulators and SIDs (evaluated on the same users);
+# train.seed = run.seed trains the default run (-1) bit for bit
+losses() { cut -f1,3,6- "$r/$1/metrics.tsv"; } # without the timing columns
+losses3=$(losses hsrl)
+losses3_sl=$(losses hsrl-sl)
+run "$hsrl" run tiny.ini --quiet --set train.seed=5
+expect_rc 0 "train.seed 5"
+expect_stages "data:skip sim-train:skip sid:skip train:run baselines:run eval:run" "train.seed 5"
+expect_in out "run train: train.seed changed (-1 -> 5)" "train.seed 5"
+[ "$(losses hsrl)" != "$losses3" ] || fail "train.seed 5 trained the same HSRL run as run.seed 1"
+[ "$(losses hsrl-sl)" != "$losses3_sl" ] || fail "train.seed 5 trained the same SL run as run.seed 1"
+run "$hsrl" run tiny.ini --quiet --set train.seed=1
+expect_rc 0 "train.seed = run.seed"
+[ "$(losses hsrl)" = "$losses3" ] || fail "train.seed = run.seed did not train the default HSRL run"
+[ "$(losses hsrl-sl)" = "$losses3_sl" ] || fail "train.seed = run.seed did not train the default SL run"
+run "$hsrl" run tiny.ini --quiet
+expect_rc 0 "train.seed back to the default"
+expect_stages "data:skip sim-train:skip sid:skip train:run baselines:run eval:run" "train.seed back to the default"
+[ "$(losses hsrl)" = "$losses3" ] || fail "train.seed back to -1 did not train the same HSRL run"
+
 # 4. sid.vocab changes: sid, train and eval rerun; the SL baseline reads no SIDs and stays
 run "$hsrl" run tiny.ini --quiet --set sid.vocab=3
 expect_rc 0 "sid.vocab changed"

@@ -49,7 +49,7 @@ void agent_hsrl_config_defaults(agent_hsrl_config *c, const hsrl_settings *s, in
   c->history_len = s->data.history_len;
   c->slate_size = s->data.slate_size;
   c->max_batch = max_batch;
-  c->seed = (uint64_t)s->run.seed;
+  c->seed = hsrl_settings_train_seed(s);
   c->explore_temp = 1.0;
   c->critic_to_actor = 1;
   c->grad_clip = 0.0;
