@@ -43,7 +43,7 @@
 /* clang-format off */
 #define HSRL_SETTINGS_RUN(X) \
   X(run, name,         STRING, "demo", NULL,      "run name; the run directory is out_dir/name") \
-  X(run, seed,         INT,    "1",    "[0,inf)", "master seed of every random stream: the world, the simulators, the SIDs, the evaluation episodes, and training unless train.seed is set") \
+  X(run, seed,         INT,    "1",    "[0,inf)", "master seed of every random stream: the simulators, the SIDs, the evaluation episodes, and training unless train.seed is set") \
   X(run, out_dir,      PATH,   "runs", NULL,      "directory that holds the run directories") \
   X(run, blas_threads, INT,    "1",    "[1,256]", "OpenBLAS threads per rank (the environment's OPENBLAS_NUM_THREADS wins)") \
   X(run, data,         PATH,   "",     NULL,      "prepared-data file (hsrl data prepare / hsrl data synth)") \

@@ -61,7 +61,8 @@ typedef struct replay_shard_config {
  * error_buffer = max(dist.spi_tolerance * samples_per_insert * min_size_to_sample,
  * replay_limiter_min_error_buffer(spi, 1, max_batch)) (Acme's samples_per_insert_tolerance_rate
  * convention), max_batch = train.batch, block_rows = dist.block_rows, queue_blocks =
- * dist.queue_blocks, seed = hsrl_rng_derive(train seed (hsrl_settings_train_seed), purpose "replay"), stream = shard.
+ * dist.queue_blocks, seed = hsrl_rng_derive(hsrl_settings_train_seed(s), purpose "replay"),
+ * stream = shard.
  * shape and max_vocab are the caller's (from the data and the SID file). */
 void replay_shard_config_from_settings(replay_shard_config *c, const hsrl_settings *s,
                                        int64_t n_shards, int64_t shard, const replay_rows_shape *shape,
