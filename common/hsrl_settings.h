@@ -151,7 +151,9 @@
   X(train, checkpoint_every, INT, "5000",   "[0,inf)", "updates between checkpoints (0: only the last)") \
   X(train, lr_decay,         ENUM, "constant", "constant|linear|cosine", "learning rates of every network from their [agent] value at the first update to lr_final x it at update train.iterations") \
   X(train, lr_final,         DOUBLE, "0.1",  "[0,1]",   "lr_decay's last learning rate, a fraction of the first") \
-  X(train, seed,             INT, "-1",     "[-1,inf)", "seed of training alone (agent init, exploration, simulated users, replay): another run on the same simulators and SIDs; -1: run.seed")
+  X(train, seed,             INT, "-1",     "[-1,inf)", "seed of training alone (agent init, exploration, simulated users, replay): another run on the same simulators and SIDs; -1: run.seed") \
+  X(train, val_every,        INT, "0",      "[0,inf)", "updates between validations of the greedy policy in the training env (train users); checkpoints then act with the best-validated parameters (0: off, the last)") \
+  X(train, val_episodes,     INT, "1000",   "[1,inf)", "finished episodes per validation (train.val_every), the same users and click draws each time")
 
 #define HSRL_SETTINGS_DIST(X) \
   X(dist, replay_shards,         INT,  "0",     "[0,4096]", "R: replay shard ranks (0: replay inside the learner)") \

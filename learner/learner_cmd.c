@@ -41,7 +41,7 @@ enum { CMD_N_FLAG_SETS = (int)(sizeof cmd_flag_sets / sizeof cmd_flag_sets[0]) }
 
 typedef struct cmd_args {
   const char *config, *resume, *checkpoint, *json;
-  int quiet, world;
+  int quiet, world, last;
   int given[CMD_N_FLAG_SETS]; /* how often each input flag was given */
   int64_t episodes, seeds, batch, seed;
   double deadline; /* train --deadline (0: not given) */
@@ -84,6 +84,10 @@ static int cmd_parse(const char *cmd, int argc, char **argv, cmd_args *a) {
     }
     if (!strcmp(o, "--world")) {
       a->world = 1;
+      continue;
+    }
+    if (!strcmp(o, "--last")) {
+      a->last = 1;
       continue;
     }
     if (o[0] != '-') {
@@ -247,9 +251,9 @@ int learner_train_command(int argc, char **argv) {
     goto done;
   }
   if (!p) goto done;
-  if (a.checkpoint || a.json || a.world || a.episodes >= 0 || a.seeds >= 0 || a.batch >= 0 ||
+  if (a.checkpoint || a.json || a.world || a.last || a.episodes >= 0 || a.seeds >= 0 || a.batch >= 0 ||
       a.seed >= 0) {
-    fprintf(stderr, "hsrl train: --checkpoint, --json, --world, --episodes, --seeds, --batch and "
+    fprintf(stderr, "hsrl train: --checkpoint, --json, --world, --last, --episodes, --seeds, --batch and "
                     "--seed are options of hsrl eval\n");
     goto done;
   }
@@ -326,7 +330,7 @@ static void eval_usage(FILE *f) {
   fprintf(f,
           "usage: hsrl eval [CONFIG] --checkpoint FILE [--episodes E] [--seeds S] [--batch B]\n"
           "                 [--seed N] [--data F] [--sim-all F | --world] [--sid F] [--json OUT]\n"
-          "                 [--set section.key=value]...\n"
+          "                 [--last] [--set section.key=value]...\n"
           "       (without --checkpoint: the reference policies, see below)\n"
           "\n"
           "Evaluates a trained agent (method.md section 9): greedy slates in the environment of\n"
@@ -351,6 +355,8 @@ static void eval_usage(FILE *f) {
           "  --world         the synthetic world's ground truth as the click model\n"
           "  --sid F         --set run.sid=F\n"
           "  --json OUT      where to write the JSON (default: <run dir>/eval.json)\n"
+          "  --last          act with the checkpoint's last parameters, not those it kept for\n"
+          "                  evaluation (train.val_every's best validation, SL's best held-out loss)\n"
           "  --set s.k=v     override one config field (repeatable)\n"
           "  -h, --help      this text\n"
           "\n"
@@ -482,7 +488,8 @@ int learner_eval_command(int argc, char **argv) {
     fprintf(stderr, "hsrl eval: %s: the test split is empty\n", ev->run.data);
     goto done;
   }
-  if ((st = learner_train_load_policy(&ag, ev, &w, batch, a.checkpoint)) != HSRL_OK) {
+  if ((st = learner_train_load_policy_as(&ag, ev, &w, batch, a.checkpoint,
+                                         a.last ? LEARNER_POLICY_LAST : LEARNER_POLICY_KEPT)) != HSRL_OK) {
     rc = cmd_fail("eval", st);
     goto done;
   }

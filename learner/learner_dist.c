@@ -20,6 +20,7 @@
 #include "common/hsrl_watchdog.h"
 #include "common/io/io_h5.h"
 #include "common/io/io_zstd.h"
+#include "learner/learner_select.h"
 #include "replay/replay_block.h"
 #include "replay/replay_server.h"
 #include "replay/replay_shard.h"
@@ -103,6 +104,7 @@ typedef struct ldist {
   int64_t n_params, bc_version;
   int bc_busy;
   int64_t iteration;
+  learner_select sel; /* train.val_every: validation on the learner rank, between updates */
   FILE *metrics;
   double m[M_N], t0, t_int, seconds_before;
   hsrl_progress progress;
@@ -324,6 +326,7 @@ static hsrl_status ld_checkpoint(ldist *L) {
     int64_t mdims[1] = {M_N};
     HSRL_TRY(io_h5_write_f64(f, "learner/metrics/interval_sums", L->m, 1, mdims, 0));
   }
+  HSRL_TRY(learner_select_write(&L->sel, f));
   st = io_h5_commit(f);
   f = NULL;
 done:
@@ -358,6 +361,7 @@ static hsrl_status ld_restore(ldist *L, int64_t k) {
     goto done;
   }
   HSRL_TRY(io_h5_read_f64(f, "learner/metrics/interval_sums", L->m, M_N));
+  HSRL_TRY(learner_select_read(&L->sel, f, path));
   L->iteration = k;
 done:
   io_h5_close(f);
@@ -371,7 +375,8 @@ static void ld_metrics_header(ldist *L) {
                       "\tbc_loss\tadvantage\tvalue\ttd_target\tgrad_norm");
   for (int j = 0; j < L->n_mlc; j++) fprintf(L->metrics, "\tmlc_w%d", j);
   fprintf(L->metrics, "\tepisodes\ttotal_reward\tdepth\tlag_min\tlag_mean\tlag_max\treplay_size"
-                      "\tsample_waits\tinsert_waits\tqueue_full\n");
+                      "\tsample_waits\tinsert_waits\tqueue_full%s\n",
+          L->sel.every > 0 ? "\tval_reward" : "");
   fflush(L->metrics);
 }
 
@@ -403,10 +408,12 @@ static void ld_report(ldist *L) {
   if (ep > 0) fprintf(L->metrics, "\t%.0f\t%.6g\t%.6g", ep, er / ep, ed / ep);
   else fprintf(L->metrics, "\t0\tnan\tnan");
   double ln = L->m[M_LAGN];
-  fprintf(L->metrics, "\t%.0f\t%.3f\t%.0f\t%lld\t%lld\t%lld\t%lld\n", ln > 0 ? L->m[M_LAGMIN] : 0.0,
+  fprintf(L->metrics, "\t%.0f\t%.3f\t%.0f\t%lld\t%lld\t%lld\t%lld", ln > 0 ? L->m[M_LAGMIN] : 0.0,
           ln > 0 ? L->m[M_LAGSUM] / ln : 0.0, ln > 0 ? L->m[M_LAGMAX] : 0.0, (long long)size,
           (long long)d[REPLAY_SERVER_C_SAMPLE_WAITS], (long long)d[REPLAY_SERVER_C_INSERT_WAITS],
           (long long)d[REPLAY_SERVER_C_QUEUE_FULL]);
+  if (L->sel.every > 0) fprintf(L->metrics, "\t%.6g", L->sel.last_reward);
+  fputc('\n', L->metrics);
   fflush(L->metrics);
   memset(L->m, 0, sizeof L->m);
   L->t_int = now;
@@ -468,6 +475,11 @@ static hsrl_status ld_loop(ldist *L) {
     LD_TRY(ld_update(L, &r));
     LD_TRY(ld_drain_stats(L));
     if (k % s->dist.broadcast_every == 0) LD_TRY(ld_broadcast(L, k, 1));
+    if (learner_select_due(&L->sel, k)) {
+      /* local work that waits for no peer: not watched (the actors go on meanwhile) */
+      hsrl_watchdog_disarm("learner: validating the policy (train.val_every; not watched)");
+      LD_TRY(learner_select_validate(&L->sel, L->a, k));
+    }
     if (k % s->train.report_every == 0 || last) ld_report(L);
     if (!L->opt->quiet) hsrl_progress_update(&L->progress, k - L->progress_from, NULL);
     if (ckpt) LD_TRY(ld_checkpoint(L));
@@ -558,6 +570,13 @@ static hsrl_status learner_dist_learner(comm *ep, const learner_train_options *o
   }
   L->n_params = L->a->vt->n_policy_params(L->a);
   L->params_out = hsrl_alloc_aligned((size_t)L->n_params * sizeof(float));
+  {
+    /* validation acts on at most the agent's rows (train.batch here) and the simulator's (env.batch) */
+    sim_env_config vc;
+    HSRL_TRY(sim_env_config_make(&vc, &s->env, L->w.data.slate_size, L->w.data.history_len, 0, 0));
+    if (vc.batch > Bt) vc.batch = Bt;
+    learner_select_init(&L->sel, s, &L->w, &vc, L->n_params, hsrl_settings_train_seed(s));
+  }
   if (L->n_actors > 0) {
     int members[LD_MAX_ACTORS], n = 0;
     for (int r = 1 + L->R; r < comm_size(ep) && n < LD_MAX_ACTORS; r++) members[n++] = r;
@@ -611,6 +630,7 @@ done:
     hsrl_err(st, NULL, 0, NULL, "%s", keep);
   }
   if (L->metrics) fclose(L->metrics);
+  learner_select_free(&L->sel);
   comm_bcast_free(L->bc);
   agent_free(L->a);
   learner_train_world_free(&L->w);

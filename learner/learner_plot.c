@@ -314,7 +314,8 @@ static int plot_usage(FILE *f, int rc) {
           "usage: hsrl plot RUN_DIR [--out DIR]\n"
           "\n"
           "Draws PNG plots of a training run with gnuplot: total_reward.png and depth.png (the\n"
-          "training episodes' Total Reward and Depth), losses.png, mlc_weights.png (the multi-level\n"
+          "training episodes' Total Reward and Depth; with train.val_every, the validations' Total\n"
+          "Reward too), losses.png, mlc_weights.png (the multi-level\n"
           "critic's level weights), each from RUN_DIR/metrics.tsv, and eval.png (Total Reward per\n"
           "policy with +- std across seeds) from RUN_DIR/results.tsv (hsrl run) or RUN_DIR/eval.json\n"
           "(hsrl eval). Also writes plot.gp, the gnuplot script, to restyle by hand.\n"
@@ -446,8 +447,10 @@ int learner_plot_command(int argc, char **argv) {
       int col = plot_col(&m, one[k][0]);
       if (!col) continue;
       snprintf(title, sizeof title, "%s: %s of the training episodes (mean per report)", run_name, one[k][2]);
-      const char *lab[1] = {one[k][2]};
-      plot_lines(f, out_dir, one[k][1], title, one[k][2], metrics, x, &col, lab, 1);
+      const char *lab[2] = {one[k][2], "greedy, validation (train.val_every)"};
+      int cols[2] = {col, k == 0 ? plot_col(&m, "val_reward") : 0};
+      if (cols[1]) lab[0] = "training episodes";
+      plot_lines(f, out_dir, one[k][1], title, one[k][2], metrics, x, cols, lab, cols[1] ? 2 : 1);
       made[n_made++] = one[k][1];
     }
   }

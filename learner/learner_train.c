@@ -22,6 +22,7 @@
 #include "learner/agents/agent_hsrl.h"
 #include "learner/agents/agent_sl.h"
 #include "learner/learner_ring.h"
+#include "learner/learner_select.h"
 #include "sim/sim_env.h"
 #include "sim/sim_holdout.h"
 #include "sim/sim_urm_train.h"
@@ -70,6 +71,7 @@ struct learner {
   int64_t *rec_idx;        /* the train split's record ids: the first n_val held out (SL early stopping) */
   int64_t n_val, n_fit;
   double heldout_last;     /* the latest held-out loss (NaN before the first) */
+  learner_select sel;      /* train.val_every: the policy handed to evaluation (replay agents) */
   int64_t *perm;           /* (n_fit) the epoch's order of the fitted records */
   int64_t rec_epoch, rec_pos;
   uint64_t rec_seed;
@@ -270,6 +272,11 @@ hsrl_status learner_train_make_agent(agent **out, const hsrl_settings *s, const 
 
 hsrl_status learner_train_load_policy(agent **out, const hsrl_settings *s, const learner_world *w,
                                       int64_t max_batch, const char *path) {
+  return learner_train_load_policy_as(out, s, w, max_batch, path, LEARNER_POLICY_KEPT);
+}
+
+hsrl_status learner_train_load_policy_as(agent **out, const hsrl_settings *s, const learner_world *w,
+                                         int64_t max_batch, const char *path, learner_policy_which which) {
   hsrl_status st = HSRL_OK;
   io_h5 *f = NULL;
   *out = NULL;
@@ -282,7 +289,10 @@ hsrl_status learner_train_load_policy(agent **out, const hsrl_settings *s, const
   HSRL_TRY(learner_train_make_agent(out, greedy, w, max_batch, 0, 1));
   HSRL_TRY(io_h5_open(&f, path));
   HSRL_TRY((*out)->vt->load(*out, f));
-  agent_use_best(*out);
+  if (which == LEARNER_POLICY_KEPT) {
+    agent_use_best(*out);
+    HSRL_TRY(learner_select_apply(*out, f, path, 0));
+  }
 done:
   hsrl_free(greedy);
   io_h5_close(f);
@@ -382,7 +392,8 @@ static void learner_metrics_header(learner *L) {
           "iteration\tseconds\tuser_steps\tuser_steps_per_s\tupdates_per_s\tcritic_loss\tactor_loss"
           "\tentropy\tbc_loss\tadvantage\tvalue\ttd_target\tgrad_norm");
   for (int j = 0; j < L->n_mlc; j++) fprintf(L->metrics, "\tmlc_w%d", j);
-  fprintf(L->metrics, "\tepisodes\ttotal_reward\tdepth\treplay_size%s\n", L->n_val > 0 ? "\theldout_loss" : "");
+  fprintf(L->metrics, "\tepisodes\ttotal_reward\tdepth\treplay_size%s%s\n", L->n_val > 0 ? "\theldout_loss" : "",
+          L->sel.every > 0 ? "\tval_reward" : "");
   fflush(L->metrics);
 }
 
@@ -402,6 +413,7 @@ static void learner_report(learner *L) {
     fprintf(L->metrics, "\t0\tnan\tnan");
   fprintf(L->metrics, "\t%lld", (long long)(L->ring ? learner_ring_size(L->ring) : 0));
   if (L->n_val > 0) fprintf(L->metrics, "\t%.6g", L->heldout_last);
+  if (L->sel.every > 0) fprintf(L->metrics, "\t%.6g", L->sel.last_reward);
   fputc('\n', L->metrics);
   fflush(L->metrics);
   if (!L->opt.quiet) {
@@ -472,6 +484,7 @@ hsrl_status learner_train_checkpoint(learner *L) {
   HSRL_TRY(io_h5_attr_set_i64(f, "learner/records", "epoch", L->rec_epoch));
   HSRL_TRY(io_h5_attr_set_i64(f, "learner/records", "position", L->rec_pos));
   HSRL_TRY(io_h5_attr_set_f64(f, "learner/records", "heldout_loss", L->heldout_last));
+  HSRL_TRY(learner_select_write(&L->sel, f));
   {
     int64_t dims[1] = {ACC_N};
     HSRL_TRY(io_h5_write_f64(f, "learner/metrics/interval_sums", L->acc, 1, dims, 0));
@@ -613,6 +626,7 @@ static hsrl_status learner_restore(learner *L, const char *path) {
   HSRL_TRY(io_h5_attr_get_i64(f, "learner/records", "position", &L->rec_pos));
   if (io_h5_attr_exists(f, "learner/records", "heldout_loss"))
     HSRL_TRY(io_h5_attr_get_f64(f, "learner/records", "heldout_loss", &L->heldout_last));
+  HSRL_TRY(learner_select_read(&L->sel, f, path));
   if (L->rec_epoch < 0 || L->rec_pos < 0 || L->rec_pos > L->n_fit) {
     st = hsrl_err(HSRL_E_CORRUPT, path, 0, "learner/records", "position out of range");
     goto done;
@@ -687,6 +701,8 @@ hsrl_status learner_train_open(learner **out, const learner_train_options *opt) 
   L->n_mlc = !is_sl ? L->n_levels + 1 : 0;
   HSRL_TRY(sim_env_config_make(&L->env_cfg, &s->env, L->K, L->H, 0, 0));
   L->env_seed = hsrl_rng_derive(seed, PURPOSE_ENV);
+  if (L->replay)
+    learner_select_init(&L->sel, s, &L->w, &L->env_cfg, L->a->vt->n_policy_params(L->a), seed);
   hsrl_rng_init(&L->act_rng, hsrl_rng_derive(seed, PURPOSE_ACT), 0);
   hsrl_rng_init(&L->sample_rng, hsrl_rng_derive(seed, PURPOSE_SAMPLE), 0);
   L->rec_seed = hsrl_rng_derive(seed, PURPOSE_RECORDS);
@@ -784,6 +800,7 @@ void learner_train_close(learner *L) {
   if (!L) return;
   if (L->metrics) fclose(L->metrics);
   sim_env_free(L->env);
+  learner_select_free(&L->sel);
   learner_ring_free(L->ring);
   agent_free(L->a);
   learner_train_world_free(&L->w);
@@ -838,6 +855,10 @@ hsrl_status learner_train_step(learner *L) {
 
   const int64_t every = s->train.checkpoint_every, last = s->train.iterations;
   if (L->n_val > 0 && it % s->agent.sl_val_every == 0) learner_sl_heldout(L);
+  if (learner_select_due(&L->sel, it)) {
+    hsrl_status vs = learner_select_validate(&L->sel, L->a, it);
+    if (vs != HSRL_OK) return vs;
+  }
   if (it % s->train.report_every == 0 || it == last) learner_report(L);
   int boundary = every > 0 && it % every == 0;
   if (boundary || it == last) {

@@ -23,6 +23,12 @@
  * offered to the agent, which keeps the parameters of the lowest (agent_sl_offer_heldout); the
  * checkpoints carry that copy, and learner_train_load_policy (hsrl eval, hsrl run) acts with it.
  * metrics.tsv then ends with a column heldout_loss (the latest such loss; nan before the first).
+ * Replay agents with train.val_every > 0 validate their greedy policy in the training environment
+ * every val_every updates and after the last (learner_select.h: train-split users, the same
+ * episodes each time, nothing drawn from the training streams); the checkpoints carry the
+ * parameters of the best validation and learner_train_load_policy acts with them; metrics.tsv
+ * then ends with a column val_reward (the latest validation's mean Total Reward; nan before the
+ * first).
  * Every train.report_every iterations a row of metrics.tsv; every train.checkpoint_every
  * iterations and after the last one a checkpoint. A non-finite loss or gradient norm stops the
  * run (HSRL_E_INTERNAL naming the iteration) without writing a checkpoint, so the last good one
@@ -31,7 +37,7 @@
  * metrics.tsv (tab-separated, a header row, one row per report; means over the interval):
  *   iteration  seconds  user_steps  user_steps_per_s  updates_per_s  critic_loss  actor_loss
  *   entropy  bc_loss  advantage  value  td_target  grad_norm  [mlc_w0 .. mlc_wL]  episodes
- *   total_reward  depth  replay_size  [heldout_loss]
+ *   total_reward  depth  replay_size  [heldout_loss]  [val_reward]
  * (episodes: training episodes finished in the interval; total_reward / depth: their means, nan
  * when none finished; mlc_w columns only for agents with a multi-level critic.)
  *
@@ -41,7 +47,8 @@
  * tables with optimiser state (agent save); learner/ring
  * (the replay ring, all of it), learner/rng/{act,sample} (Philox stream states),
  * learner/records (epoch, position of the SL record order, the latest held-out loss), learner/metrics (the open report
- * interval's sums), learner/env (the iteration the environment was started at).
+ * interval's sums), learner/env (the iteration the environment was started at), learner/selected
+ * (train.val_every: the best-validated policy parameters, learner_select.h).
  *
  * Exact resume. Every random stream is restored, but the environment (its users, tempers and
  * click stream) is not saved: instead the loop restarts the environment at every
@@ -53,7 +60,7 @@
  * bootstraps correctly), and they are not counted as finished episodes.
  *
  * Memory: everything is allocated by learner_train_open; learner_train_step allocates nothing
- * (tested with hsrl_alloc_count) except when it writes a checkpoint.
+ * (tested with hsrl_alloc_count) except when it writes a checkpoint or validates (train.val_every).
  *
  * Stopping on a signal. learner_train_stop_on_signals (called by `hsrl train`) makes SIGTERM and
  * SIGINT a stop request: learner_train_run finishes the update in progress, writes a checkpoint
@@ -209,9 +216,14 @@ hsrl_status learner_train_make_agent(agent **out, const hsrl_settings *s, const 
                                      int64_t max_batch, uint64_t seed, int act_only);
 
 /* The policy of a checkpoint, for evaluation: the agent of s (an act-only copy) with the tables of
- * the checkpoint at path, acting with the parameters it kept for evaluation when it kept any (SL:
- * those of its best held-out loss, agent_use_best). On failure *out is NULL. */
+ * the checkpoint at path, acting with the parameters it kept for evaluation when it kept any (those
+ * of the best validation, learner_select.h; SL's of its best held-out loss, agent_use_best). On
+ * failure *out is NULL. */
 hsrl_status learner_train_load_policy(agent **out, const hsrl_settings *s, const learner_world *w,
                                       int64_t max_batch, const char *path);
+/* The same, or (LEARNER_POLICY_LAST, hsrl eval --last) acting with the last parameters. */
+typedef enum learner_policy_which { LEARNER_POLICY_KEPT = 0, LEARNER_POLICY_LAST = 1 } learner_policy_which;
+hsrl_status learner_train_load_policy_as(agent **out, const hsrl_settings *s, const learner_world *w,
+                                         int64_t max_batch, const char *path, learner_policy_which which);
 
 #endif

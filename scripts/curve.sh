@@ -13,11 +13,14 @@
 #   scripts/curve.sh configs/ml1m.ini runs/ml1m/hsrl
 #
 # The evaluation seeds are the same for every checkpoint (run.seed of CONFIG), so the points differ
-# by the policy only. Needs build/hsrl (or HSRL=path).
+# by the policy only. A run with train.val_every hands evaluation its best-validated parameters, so
+# its curve is of those; `-- --last` evaluates each checkpoint's last parameters instead (give it
+# another RUN_DIR holding a link to the same ckpt/, or the JSONs of the other curve are reused).
+# Needs build/hsrl (or HSRL=path).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 hsrl=${HSRL:-$root/build/hsrl}
-[ $# -ge 2 ] || { sed -n '2,16p' "$0" >&2; exit 2; }
+[ $# -ge 2 ] || { sed -n '2,19p' "$0" >&2; exit 2; }
 config=$1
 run=$2
 shift 2

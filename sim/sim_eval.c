@@ -14,17 +14,25 @@
 hsrl_status sim_eval_run(sim_eval_result *out, const sim_env_config *cfg, const sim_dataset *data,
                          const sim_click_model *model, const sim_eval_policy *policy,
                          int64_t episodes, uint64_t env_seed) {
-  memset(out, 0, sizeof *out);
-  HSRL_CHECK(episodes >= 1 && policy != NULL && policy->act != NULL);
-  if (data->n_test < 1)
+  if (data->n_test < 1) {
+    memset(out, 0, sizeof *out);
     return hsrl_err(HSRL_E_INPUT, data->name, 0, "split/test", "the test split is empty");
+  }
+  return sim_eval_run_pool(out, cfg, data, data->test_idx, data->n_test, model, policy, episodes, env_seed);
+}
+
+hsrl_status sim_eval_run_pool(sim_eval_result *out, const sim_env_config *cfg, const sim_dataset *data,
+                              const int64_t *pool, int64_t n_pool, const sim_click_model *model,
+                              const sim_eval_policy *policy, int64_t episodes, uint64_t env_seed) {
+  memset(out, 0, sizeof *out);
+  HSRL_CHECK(episodes >= 1 && policy != NULL && policy->act != NULL && pool != NULL && n_pool >= 1);
   sim_env_config c = *cfg;
   c.max_episodes = episodes;
   c.seed = env_seed;
   c.stream = 0;
   const int64_t B = c.batch, K = c.slate_size, N = data->n_items;
   double t0 = hsrl_time_now();
-  sim_env *env = sim_env_init(&c, data, data->test_idx, data->n_test, model);
+  sim_env *env = sim_env_init(&c, data, pool, n_pool, model);
   int32_t *slates = hsrl_calloc((size_t)(B * K), sizeof(int32_t));
   uint8_t *seen = hsrl_calloc((size_t)(N + 1), 1);
   int64_t n_seen = 0;

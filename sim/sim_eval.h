@@ -56,6 +56,12 @@ hsrl_status sim_eval_run(sim_eval_result *out, const sim_env_config *cfg, const 
                          const sim_click_model *model, const sim_eval_policy *policy,
                          int64_t episodes, uint64_t env_seed);
 
+/* The same over the records pool (n_pool >= 1 record indices, e.g. the train split's: the
+ * validation of learner_select.h). */
+hsrl_status sim_eval_run_pool(sim_eval_result *out, const sim_env_config *cfg, const sim_dataset *data,
+                              const int64_t *pool, int64_t n_pool, const sim_click_model *model,
+                              const sim_eval_policy *policy, int64_t episodes, uint64_t env_seed);
+
 /* n_seeds seeds (1..SIM_EVAL_MAX_SEEDS) and their mean/std. */
 hsrl_status sim_eval_seeds(sim_eval_summary *out, const sim_env_config *cfg,
                            const sim_dataset *data, const sim_click_model *model,

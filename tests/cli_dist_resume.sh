@@ -5,7 +5,9 @@
 # (agent tables, optimiser moments, the stored broadcast) and the shard snapshots at 300 must be
 # bit-identical (h5diff: 0 differences), while step-150 and step-300 of one run must differ (the
 # comparison can fail); the resumed metrics.tsv has the uninterrupted run's rows (and the first
-# part's last row, 150).
+# part's last row, 150). Both runs validate their policy every 100 updates (train.val_every, on the
+# learner rank): the selected policy (learner/selected) is in the compared checkpoints, and
+# metrics.tsv has the val_reward column.
 # A resume with another shard count (dist.replay_shards=2, -np 4) must be refused by every rank
 # with exit status 2 and a message naming the field, at once.
 # A hang is a failure: hard timeouts. usage: cli_dist_resume.sh HSRL BUILD_DIR SRC
@@ -17,10 +19,11 @@ fail() { echo "FAIL: $*"; rm -rf "$d"; exit 1; }
 mpi() { local np=$1; shift; timeout 40 mpirun -np "$np" -x OPENBLAS_NUM_THREADS -x ASAN_OPTIONS "$@"; }
 "$build/tests/test_dist_sync" setup "$d" || fail "setup"
 run="$d/mpi/run"
+val=(--set train.val_every=100 --set train.val_episodes=20)
 # uninterrupted (the same run directory name, so the stored configs are the same text)
-mpi 3 "$hsrl" train "$d/sync.ini" --quiet >"$d/full.log" 2>&1 || { cat "$d/full.log"; fail "uninterrupted run"; }
+mpi 3 "$hsrl" train "$d/sync.ini" --quiet "${val[@]}" >"$d/full.log" 2>&1 || { cat "$d/full.log"; fail "uninterrupted run"; }
 mv "$run" "$d/full"
-mpi 3 "$hsrl" train "$d/sync.ini" --quiet --set train.iterations=150 >"$d/part.log" 2>&1 \
+mpi 3 "$hsrl" train "$d/sync.ini" --quiet "${val[@]}" --set train.iterations=150 >"$d/part.log" 2>&1 \
   || { cat "$d/part.log"; fail "first 150 updates"; }
 [[ -f $run/ckpt/step-150.h5 && ! -f $run/ckpt/step-200.h5 ]] || fail "the first part did not stop at 150"
 mpi 3 "$hsrl" train --resume "$run" --set train.iterations=300 >"$d/resume.log" 2>&1 \
@@ -36,6 +39,9 @@ h5diff "$run/ckpt/step-150.h5" "$run/ckpt/step-300.h5" >/dev/null 2>&1 \
 cmp <(cut -f1 "$d/full/metrics.tsv") <(cut -f1 "$run/metrics.tsv" | grep -vx 150) \
   || fail "metrics.tsv iterations differ after the resume"
 grep -q $'^150\t' "$run/metrics.tsv" || fail "metrics.tsv lost the first part's last row"
+head -1 "$run/metrics.tsv" | grep -q $'\tval_reward$' || fail "metrics.tsv has no val_reward column"
+h5dump -A -a learner/selected/params/iteration "$run/ckpt/step-300.h5" >"$d/sel.txt" 2>&1 \
+  || { cat "$d/sel.txt"; fail "step-300.h5 holds no selected policy (learner/selected/params)"; }
 echo "ok: sync mpirun -np 3: 300 updates == 150 + --resume to 300 (h5diff: checkpoint and shard snapshot identical)"
 # another shard count: refused by every rank before any role starts, exit 2
 start=$(date +%s)
