@@ -291,10 +291,11 @@ static double gradcheck_agent(agent *a, const agent_batch *b, const float *y, in
   for (int ti = 0; ti < 2; ti++)
     gradcheck_add(&gc, ti ? "critic(all)" : "actor(all)", nn_params_values(tabs[ti]), nn_params_grads(tabs[ti]),
                   nn_params_size(tabs[ti]));
-  gradcheck_result res;
-  printf("  %s all tensors at once:", label);
-  gradcheck_direction(&gc, seed + 999999, GC_H_ALL, 1.0, &res);
-  *err_all = direction_error(&res);
+  /* the median of three directions, as per tensor: one direction whose derivative is near the
+   * float noise (GC_NOISE) fails by chance on some CPUs' rounding (seen on an AMD EPYC: 0.0076) */
+  char what_all[96];
+  snprintf(what_all, sizeof what_all, "%s all tensors at once", label);
+  *err_all = median_direction_error(&gc, seed + 999999, GC_H_ALL, what_all);
   printf("%s: %lld tensors, worst direction error %.3g (%s); all at once %.3g\n", label, (long long)n_checked, worst,
          worst_name, *err_all);
   hsrl_free(c.adv);
