@@ -364,17 +364,6 @@ static void eval_usage(FILE *f) {
           "\n");
 }
 
-typedef struct eval_ctx {
-  agent *a;
-} eval_ctx;
-
-static void eval_act(void *ctx, int64_t b, const int32_t *users, const int32_t *histories,
-                     const uint8_t *active, int32_t *slates) {
-  (void)active;
-  eval_ctx *e = ctx; /* b is the env batch, the agent's max_batch */
-  agent_act_out out = {slates, NULL, NULL};
-  agent_act(e->a, b, users, histories, AGENT_ACT_GREEDY, NULL, &out);
-}
 
 /* <run dir>/eval.json for .../<run>/ckpt/step-n.h5, else eval.json beside the checkpoint. */
 static void eval_default_json(char *out, size_t cap, const char *ckpt) {
@@ -501,12 +490,9 @@ int learner_eval_command(int argc, char **argv) {
     rc = cmd_fail("eval", st);
     goto done;
   }
-  eval_ctx ctx = {ag};
-  sim_eval_policy pol;
-  memset(&pol, 0, sizeof pol);
-  snprintf(pol.name, sizeof pol.name, "%.8s@%lld", ck->agent.kind, (long long)it);
-  pol.ctx = &ctx;
-  pol.act = eval_act;
+  char pname[32];
+  snprintf(pname, sizeof pname, "%.8s@%lld", ck->agent.kind, (long long)it);
+  sim_eval_policy pol = learner_train_greedy_policy(ag, pname); /* env batch = the agent's max_batch */
   if ((st = sim_eval_seeds(sum, &cfg, &w.data, &w.model, &pol, episodes, seeds, (uint64_t)seed)) !=
       HSRL_OK) {
     rc = cmd_fail("eval", st);

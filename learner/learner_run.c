@@ -1109,18 +1109,6 @@ static int run_table_read(const char *path, run_row *rows, int64_t cap, int64_t 
 
 /* ---------------------------------------------------------------- evaluation */
 
-typedef struct run_eval_agent {
-  agent *a;
-} run_eval_agent;
-
-static void run_eval_agent_act(void *ctx, int64_t b, const int32_t *users, const int32_t *histories,
-                               const uint8_t *active, int32_t *slates) {
-  (void)active;
-  run_eval_agent *e = ctx;
-  agent_act_out out = {slates, NULL, NULL};
-  agent_act(e->a, b, users, histories, AGENT_ACT_GREEDY, NULL, &out);
-}
-
 static void run_eval_simple_act(void *ctx, int64_t b, const int32_t *users, const int32_t *histories,
                                 const uint8_t *active, int32_t *slates) {
   (void)active;
@@ -1163,7 +1151,6 @@ static hsrl_status run_do_eval(run_ctx *c, const char *tsv, const char *json) {
   sim_click_adapters_urm *adapter = NULL;
   sim_policy_simple *simple[RUN_MAX_POLICIES] = {0};
   agent *agents[RUN_MAX_AGENTS] = {0};
-  run_eval_agent actx[RUN_MAX_AGENTS];
   sim_eval_summary *sum = hsrl_calloc(RUN_MAX_POLICIES, sizeof *sum);
   run_row *rows = hsrl_calloc(RUN_MAX_POLICIES, sizeof *rows);
   hsrl_settings *ws = hsrl_malloc(sizeof *ws), *ck = hsrl_malloc(sizeof *ck);
@@ -1200,12 +1187,7 @@ static hsrl_status run_do_eval(run_ctx *c, const char *tsv, const char *json) {
         memcpy(ck->run.sid, s->run.sid, sizeof ck->run.sid);
         memcpy(ck->run.sim_all, s->run.sim_all, sizeof ck->run.sim_all);
         HSRL_TRY(learner_train_load_policy(&agents[i], ck, &w, batch, a->ckpt));
-        actx[i].a = agents[i];
-        sim_eval_policy *p = &pol[n_pol];
-        memset(p, 0, sizeof *p);
-        snprintf(p->name, sizeof p->name, "%s", a->kind);
-        p->ctx = &actx[i];
-        p->act = run_eval_agent_act;
+        pol[n_pol] = learner_train_greedy_policy(agents[i], a->kind);
         source[n_pol++] = a->ckpt;
       }
       continue;

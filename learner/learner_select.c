@@ -37,20 +37,9 @@ int learner_select_due(const learner_select *v, int64_t it) {
   return v->every > 0 && (it % v->every == 0 || it == v->last);
 }
 
-static void select_act(void *ctx, int64_t b, const int32_t *users, const int32_t *histories,
-                       const uint8_t *active, int32_t *slates) {
-  (void)active;
-  agent_act_out out = {slates, NULL, NULL};
-  agent_act((agent *)ctx, b, users, histories, AGENT_ACT_GREEDY, NULL, &out);
-}
-
 hsrl_status learner_select_validate(learner_select *v, agent *a, int64_t it) {
   const learner_world *w = v->w;
-  sim_eval_policy pol;
-  memset(&pol, 0, sizeof pol);
-  snprintf(pol.name, sizeof pol.name, "validation");
-  pol.ctx = a;
-  pol.act = select_act;
+  sim_eval_policy pol = learner_train_greedy_policy(a, "validation");
   sim_eval_result r;
   hsrl_status st = sim_eval_run_pool(&r, &v->cfg, &w->data, w->data.train_idx, w->data.n_train, &w->model,
                                      &pol, v->episodes, v->cfg.seed);
@@ -91,7 +80,7 @@ done:
   return st;
 }
 
-hsrl_status learner_select_apply(agent *a, io_h5 *f, const char *path, int quiet) {
+hsrl_status learner_select_apply(agent *a, io_h5 *f, const char *path) {
   hsrl_status st = HSRL_OK;
   if (!io_h5_exists(f, SELECTED_PARAMS)) return HSRL_OK;
   int64_t it = 0;
@@ -99,10 +88,9 @@ hsrl_status learner_select_apply(agent *a, io_h5 *f, const char *path, int quiet
   HSRL_TRY(io_h5_read_f32(f, SELECTED_PARAMS, a->vt->policy_params(a), a->vt->n_policy_params(a)));
   HSRL_TRY(io_h5_attr_get_i64(f, SELECTED_PARAMS, "iteration", &it));
   HSRL_TRY(io_h5_attr_get_f64(f, SELECTED_PARAMS, "val_reward", &reward));
-  if (!quiet)
-    HSRL_INFO("%s acts with its parameters of update %lld (best validation in the training environment: "
-              "total reward %.4f)",
-              a->vt->name, (long long)it, reward);
+  HSRL_INFO("%s acts with its parameters of update %lld (best validation in the training environment: "
+            "total reward %.4f)",
+            a->vt->name, (long long)it, reward);
 done:
   if (st != HSRL_OK) hsrl_err_context(st, "reading the selected policy of %s", path);
   return st;

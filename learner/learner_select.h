@@ -38,7 +38,7 @@ typedef struct learner_select {
   sim_env_config cfg;            /* the training env's, with its own seed */
   const struct learner_world *w;
   int64_t n_params;
-  float *kept;            /* (n_params) or NULL before the first validation */
+  float *kept;            /* (n_params) when validating, else NULL */
   int64_t kept_iteration; /* 0: nothing kept */
   double kept_reward, last_reward; /* NaN before the first validation */
 } learner_select;
@@ -60,8 +60,8 @@ hsrl_status learner_select_write(const learner_select *v, io_h5 *f);
 hsrl_status learner_select_read(learner_select *v, io_h5 *f, const char *path);
 
 /* Evaluation: when the checkpoint f (at path) holds learner/selected, a acts with those
- * parameters from now on (logged unless quiet); otherwise a is unchanged. A copy whose size is
- * not a's policy's is HSRL_E_CORRUPT. */
-hsrl_status learner_select_apply(agent *a, io_h5 *f, const char *path, int quiet);
+ * parameters from now on (logged); otherwise a is unchanged. A copy whose size is not a's
+ * policy's is an error naming the file. */
+hsrl_status learner_select_apply(agent *a, io_h5 *f, const char *path);
 
 #endif

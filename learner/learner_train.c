@@ -270,6 +270,22 @@ hsrl_status learner_train_make_agent(agent **out, const hsrl_settings *s, const 
   return hsrl_err(HSRL_E_USAGE, NULL, 0, "agent.kind", "unknown agent '%s' (sl, hsrl)", s->agent.kind);
 }
 
+static void greedy_policy_act(void *ctx, int64_t b, const int32_t *users, const int32_t *histories,
+                              const uint8_t *active, int32_t *slates) {
+  (void)active;
+  agent_act_out out = {slates, NULL, NULL};
+  agent_act((agent *)ctx, b, users, histories, AGENT_ACT_GREEDY, NULL, &out);
+}
+
+sim_eval_policy learner_train_greedy_policy(agent *a, const char *name) {
+  sim_eval_policy p;
+  memset(&p, 0, sizeof p);
+  snprintf(p.name, sizeof p.name, "%s", name);
+  p.ctx = a;
+  p.act = greedy_policy_act;
+  return p;
+}
+
 hsrl_status learner_train_load_policy(agent **out, const hsrl_settings *s, const learner_world *w,
                                       int64_t max_batch, const char *path) {
   return learner_train_load_policy_as(out, s, w, max_batch, path, LEARNER_POLICY_KEPT);
@@ -291,7 +307,7 @@ hsrl_status learner_train_load_policy_as(agent **out, const hsrl_settings *s, co
   HSRL_TRY((*out)->vt->load(*out, f));
   if (which == LEARNER_POLICY_KEPT) {
     agent_use_best(*out);
-    HSRL_TRY(learner_select_apply(*out, f, path, 0));
+    HSRL_TRY(learner_select_apply(*out, f, path));
   }
 done:
   hsrl_free(greedy);

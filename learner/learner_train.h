@@ -86,6 +86,7 @@
 #include "sim/sim_click_adapters.h"
 #include "sim/sim_click_model.h"
 #include "sim/sim_data.h"
+#include "sim/sim_eval.h"
 #include "sim/sim_sid_file.h"
 #include "sim/sim_sid_index.h"
 #include "sim/sim_sid_trie.h"
@@ -225,5 +226,9 @@ hsrl_status learner_train_load_policy(agent **out, const hsrl_settings *s, const
 typedef enum learner_policy_which { LEARNER_POLICY_KEPT = 0, LEARNER_POLICY_LAST = 1 } learner_policy_which;
 hsrl_status learner_train_load_policy_as(agent **out, const hsrl_settings *s, const learner_world *w,
                                          int64_t max_batch, const char *path, learner_policy_which which);
+
+/* a as a policy of sim_eval.h (hsrl eval, hsrl run, validation): greedy slates (agent_act
+ * GREEDY: no random draws); ctx is a, whose max_batch must cover the env's batch. */
+sim_eval_policy learner_train_greedy_policy(agent *a, const char *name);
 
 #endif
