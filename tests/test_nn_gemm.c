@@ -1,8 +1,9 @@
 /* test_nn_gemm.c: nn_gemm and nn_gemm_bias (common/nn/nn_gemm.h; architecture.md "Numerical
- * core") against a double-precision reference, on every path: the plain loop (tiny products), the
- * register-tiled kernels (n <= 256 on AVX-512 machines: odd n exercise the lane-masked last vector,
- * row counts not a multiple of the tile height the short tiles) and OpenBLAS (n > 256, or a
- * transposed B too big for the panel). Checks: all four transpose combinations, alpha/beta
+ * core") against a double-precision reference, on every path the machine runs (nn_gemm_cap_path:
+ * OpenBLAS only, then the AVX2 and the AVX-512 register-tiled kernels where the machine has them):
+ * the plain loop (tiny products), the tiled kernels (n <= 256: odd n exercise the lane-masked last
+ * vector, row counts not a multiple of the tile height the short tiles) and OpenBLAS (n > 256, or a
+ * transposed B too big for the panel); and that the AVX2 and AVX-512 kernels give the same bits. Checks: all four transpose combinations, alpha/beta
  * (beta = 0 must not read C: C starts as NaN there), row strides larger than the width (the
  * columns between n and ldc must stay untouched), the bias variant, bits identical run to run,
  * and that the comparison itself rejects a result with one wrong element. */
@@ -166,10 +167,55 @@ static void test_checker_rejects_wrong_results(void) {
   TEST_ASSERT(worst_error(c, ldc, want, &g) > tolerance(7));
 }
 
+/* One product through the current path into c (ldc = n), B transposed or not. */
+static void product(const gemm_case *g, const float *a, const float *b, const float *bias, float *c) {
+  const int64_t lda = g->ta ? g->m : g->k, ldb = g->tb ? g->k : g->n;
+  if (bias) nn_gemm_bias(g->ta, g->tb, g->m, g->n, g->k, a, lda, b, ldb, bias, c, g->n);
+  else nn_gemm(g->ta, g->tb, g->m, g->n, g->k, g->alpha, a, lda, b, ldb, g->beta, c, g->n);
+}
+
+/* The AVX2 and the AVX-512 kernels do the same operations in the same order (nn_gemm_tiled.h), so
+ * a run's results do not depend on which of the two a machine has. */
+static void test_avx2_and_avx512_same_bits(void) {
+  if (nn_gemm_cap_path(NN_GEMM_PATH_AVX512) != NN_GEMM_PATH_AVX512)
+    TEST_SKIP("this machine has no AVX-512 (the AVX2 path is checked against the reference above)");
+  static const gemm_case cases[] = {
+      {0, 1, 2803, 128, 32, 1, 0}, {0, 1, 2803, 32, 128, 1, 1}, {0, 0, 301, 27, 128, -0.5f, 0.25f},
+      {1, 0, 128, 32, 2803, 1, 1}, {1, 0, 37, 200, 61, 2, 0},   {0, 1, 13, 17, 61, 1, 0}};
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+    for (int with_bias = 0; with_bias < 2; with_bias++) {
+      const gemm_case *g = &cases[i];
+      const int64_t na = g->m * g->k, nb = g->k * g->n, nc = g->m * g->n;
+      float *a = hsrl_malloc((size_t)na * sizeof(float)), *b = hsrl_malloc((size_t)nb * sizeof(float));
+      float *bias = hsrl_malloc((size_t)g->n * sizeof(float));
+      float *c[2] = {hsrl_malloc((size_t)nc * sizeof(float)), hsrl_malloc((size_t)nc * sizeof(float))};
+      test_fill_uniform(a, na, -1.0f, 1.0f, 3000 + i);
+      test_fill_uniform(b, nb, -1.0f, 1.0f, 3100 + i);
+      test_fill_uniform(bias, g->n, -1.0f, 1.0f, 3200 + i);
+      for (int path = 0; path < 2; path++) {
+        nn_gemm_cap_path(path ? NN_GEMM_PATH_AVX512 : NN_GEMM_PATH_AVX2);
+        test_fill_uniform(c[path], nc, -1.0f, 1.0f, 3300 + i);
+        product(g, a, b, with_bias ? bias : NULL, c[path]);
+      }
+      TEST_ASSERTF(memcmp(c[0], c[1], (size_t)nc * sizeof(float)) == 0, "case %zu bias %d differs", i,
+                   with_bias);
+      hsrl_free(a), hsrl_free(b), hsrl_free(bias), hsrl_free(c[0]), hsrl_free(c[1]);
+    }
+  nn_gemm_cap_path(NN_GEMM_PATH_BEST);
+}
+
 int main(void) {
-  TEST_RUN(test_gemm_vs_double_reference);
-  TEST_RUN(test_gemm_bias_vs_double_reference);
-  TEST_RUN(test_gemm_policy_shapes);
-  TEST_RUN(test_checker_rejects_wrong_results);
+  for (int path = NN_GEMM_PATH_BLAS; path <= NN_GEMM_PATH_BEST; path++) {
+    if (nn_gemm_cap_path(path) != path) {
+      printf("path %s: this machine does not run it\n", nn_gemm_path_name(path));
+      continue;
+    }
+    printf("path %s\n", nn_gemm_path_name(path));
+    TEST_RUN(test_gemm_vs_double_reference);
+    TEST_RUN(test_gemm_bias_vs_double_reference);
+    TEST_RUN(test_gemm_policy_shapes);
+    TEST_RUN(test_checker_rejects_wrong_results);
+  }
+  TEST_RUN(test_avx2_and_avx512_same_bits);
   return test_summary();
 }
