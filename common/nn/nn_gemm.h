@@ -12,7 +12,7 @@
  * and the AVX2 kernels.
  * The path: the machine's best, capped by the environment variable HSRL_GEMM_PATH = blas | avx2 |
  * avx512 when it is set (read once, at the first product: to compare paths, or to run OpenBLAS
- * everywhere). nn_gemm_cap_path: every later call of the process uses at most that path (lowered
+ * everywhere); AddressSanitizer builds default to blas (nn_gemm.c). nn_gemm_cap_path: every later call of the process uses at most that path (lowered
  * to what the machine runs); returns the path now in use; call it while no other thread
  * multiplies. nn_gemm_path: the path in use. */
 #ifndef NN_GEMM_H
