@@ -115,7 +115,7 @@ static const gemm_tile_fn avx2_tiles[3 * 12] = {
     NULL,          NULL,          NULL,          NULL,           NULL,           NULL,
 };
 static const int avx2_mr[3] = {12, 6, 4}; /* rows per tile for NV = 1..3 */
-static const gemm_kernels avx2 = {"avx2", 8, 3, 12, avx2_mr, avx2_tiles};
+static const gemm_kernels avx2 = {8, 3, 12, avx2_mr, avx2_tiles};
 
 const gemm_kernels *nn_gemm_kernels_avx2(void) { return &avx2; }
 #else

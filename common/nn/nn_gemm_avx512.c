@@ -102,7 +102,7 @@ static const gemm_tile_fn avx512_tiles[4 * 12] = {
     NULL,          NULL,          NULL,          NULL,           NULL,           NULL,
 };
 static const int avx512_mr[4] = {12, 12, 8, 6}; /* rows per tile for NV = 1..4 */
-static const gemm_kernels avx512 = {"avx512", 16, 4, 12, avx512_mr, avx512_tiles};
+static const gemm_kernels avx512 = {16, 4, 12, avx512_mr, avx512_tiles};
 
 const gemm_kernels *nn_gemm_kernels_avx512(void) { return &avx512; }
 #else

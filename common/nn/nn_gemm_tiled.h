@@ -30,7 +30,6 @@ typedef void (*gemm_tile_fn)(const gemm_tiled *g, const float *a, const float *b
                              float *c, int64_t ldc, int rem);
 
 typedef struct gemm_kernels {
-  const char *name;
   int lanes;              /* floats per vector */
   int nv_max;             /* vectors per tile row, at most */
   int mr_max;             /* rows of the tallest tile */
