@@ -3,7 +3,9 @@
  * OpenBLAS only, then the AVX2 and the AVX-512 register-tiled kernels where the machine has them):
  * the plain loop (tiny products), the tiled kernels (n <= 256: odd n exercise the lane-masked last
  * vector, row counts not a multiple of the tile height the short tiles) and OpenBLAS (n > 256, or a
- * transposed B too big for the panel); and that the AVX2 and AVX-512 kernels give the same bits. Checks: all four transpose combinations, alpha/beta
+ * transposed B too big for the panel); that the tiled kernels give exactly the bits of one fused
+ * multiply-add chain per element (nn_gemm_tiled.h), long sums cut into stretches included; and
+ * that the AVX2 and AVX-512 kernels give the same bits. Checks: all four transpose combinations, alpha/beta
  * (beta = 0 must not read C: C starts as NaN there), row strides larger than the width (the
  * columns between n and ldc must stay untouched), the bias variant, bits identical run to run,
  * and that the comparison itself rejects a result with one wrong element. */
@@ -174,6 +176,56 @@ static void product(const gemm_case *g, const float *a, const float *b, const fl
   else nn_gemm(g->ta, g->tb, g->m, g->n, g->k, g->alpha, a, lda, b, ldb, g->beta, c, g->n);
 }
 
+/* C as nn_gemm_tiled.h defines the tiled kernels' arithmetic, element by element in float: one
+ * fused multiply-add chain over p = 0..k-1 from 0, then alpha, beta and bias in that order. */
+static void fma_chain(const gemm_case *g, const float *a, const float *b, const float *bias,
+                      float *c) {
+  const int64_t lda = g->ta ? g->m : g->k, ldb = g->tb ? g->k : g->n;
+  for (int64_t i = 0; i < g->m; i++)
+    for (int64_t j = 0; j < g->n; j++) {
+      float x = 0.0f;
+      for (int64_t p = 0; p < g->k; p++)
+        x = fmaf(g->ta ? a[p * lda + i] : a[i * lda + p], g->tb ? b[j * ldb + p] : b[p * ldb + j], x);
+      const float alpha = bias ? 1.0f : g->alpha, beta = bias ? 0.0f : g->beta;
+      if (alpha != 1.0f) x = alpha * x;
+      if (beta != 0.0f) x = x + (beta == 1.0f ? c[i * g->n + j] : beta * c[i * g->n + j]);
+      if (bias) x = x + bias[j];
+      c[i * g->n + j] = x;
+    }
+}
+
+/* The tiled kernels give exactly the bits of that chain, whatever their tiles and however a long
+ * sum is cut into stretches (k > 128: partial sums kept in C when beta is 0, in a scratch copy
+ * otherwise), so every machine that has them (AVX2 or AVX-512) computes the same bits. */
+static void test_tiled_bits_equal_fma_chain(void) {
+  if (nn_gemm_path() == NN_GEMM_PATH_BLAS) TEST_SKIP("OpenBLAS rounds in its own order");
+  static const gemm_case cases[] = {
+      {0, 1, 2803, 128, 32, 1, 0},     {1, 0, 128, 32, 2803, 1, 1},    {1, 0, 32, 27, 2803, -0.5f, 0.25f},
+      {0, 0, 301, 27, 300, 2, 0},      {0, 0, 37, 200, 129, 1, 1},     {1, 1, 64, 40, 400, 1, 1},
+      {0, 1, 13, 17, 61, 1, 0},        {1, 0, 7, 256, 1000, 0.5f, 0},  {0, 0, 200, 9, 128, 1, 0}};
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+    for (int with_bias = 0; with_bias < 2; with_bias++) {
+      const gemm_case *g = &cases[i];
+      const int64_t na = g->m * g->k, nb = g->k * g->n, nc = g->m * g->n;
+      float *a = hsrl_malloc((size_t)na * sizeof(float)), *b = hsrl_malloc((size_t)nb * sizeof(float));
+      float *bias = hsrl_malloc((size_t)g->n * sizeof(float));
+      float *got = hsrl_malloc((size_t)nc * sizeof(float)), *want = hsrl_malloc((size_t)nc * sizeof(float));
+      test_fill_uniform(a, na, -1.0f, 1.0f, 4000 + i);
+      test_fill_uniform(b, nb, -1.0f, 1.0f, 4100 + i);
+      test_fill_uniform(bias, g->n, -1.0f, 1.0f, 4200 + i);
+      test_fill_uniform(got, nc, -1.0f, 1.0f, 4300 + i);
+      memcpy(want, got, (size_t)nc * sizeof(float));
+      product(g, a, b, with_bias ? bias : NULL, got);
+      fma_chain(g, a, b, with_bias ? bias : NULL, want);
+      int64_t differ = 0;
+      for (int64_t e = 0; e < nc; e++) differ += memcmp(&got[e], &want[e], sizeof(float)) != 0;
+      TEST_ASSERTF(differ == 0, "ta %d tb %d m %lld n %lld k %lld alpha %g beta %g bias %d: %lld of %lld elements differ",
+                   g->ta, g->tb, (long long)g->m, (long long)g->n, (long long)g->k, (double)g->alpha,
+                   (double)g->beta, with_bias, (long long)differ, (long long)nc);
+      hsrl_free(a), hsrl_free(b), hsrl_free(bias), hsrl_free(got), hsrl_free(want);
+    }
+}
+
 /* The AVX2 and the AVX-512 kernels do the same operations in the same order (nn_gemm_tiled.h), so
  * a run's results do not depend on which of the two a machine has. */
 static void test_avx2_and_avx512_same_bits(void) {
@@ -215,6 +267,7 @@ int main(void) {
     TEST_RUN(test_gemm_bias_vs_double_reference);
     TEST_RUN(test_gemm_policy_shapes);
     TEST_RUN(test_checker_rejects_wrong_results);
+    TEST_RUN(test_tiled_bits_equal_fma_chain);
   }
   TEST_RUN(test_avx2_and_avx512_same_bits);
   return test_summary();

@@ -15,14 +15,18 @@
  * stack when trans_b = 1 (a weight matrix, k n <= NN_GEMM_PANEL floats). op(A) is read in place
  * either way (a(i, p) = A[i lda + p] or A[p lda + i]), so nothing of the big operand is packed,
  * and the row bias of nn_gemm_bias is added in the tile's last step instead of a separate pass
- * over C. OpenBLAS packs both operands of every call, which at these shapes (one dimension 32)
- * cost as much as a third of the product; the AVX-512 kernels run the same products 1.1-1.6x
- * faster than OpenBLAS (bench_nn on an AVX-512 machine). On an AMD EPYC with AVX2 the AVX2 kernels
- * are 1.1-1.5x OpenBLAS at the item map and the critic's first layer, about even at the
- * transformer's products, 0.6-0.8x at a 4096 x 256 x 256 product (long sums over a big operand
- * read once per column block: none of the policy's at the configs' sizes), and make HSRL's whole
- * update 1.05-1.09x faster (bench_train, HSRL_GEMM_PATH=blas against avx2). Results differ from
- * OpenBLAS's in the last bits (another summation order); tests compare with tolerances. */
+ * over C. A long sum (k > NN_GEMM_KC, the weight gradients' sums over thousands of rows) runs in
+ * stretches of NN_GEMM_KC over every tile, so that a stretch of both operands is read from cache by
+ * all the tiles that need it (gemm_run_tiled). OpenBLAS packs both operands of every call, which at
+ * these shapes (one dimension 32) cost as much as a third of the product; the AVX-512 kernels run
+ * the same products 1.1-1.6x faster than OpenBLAS (bench_nn on an AVX-512 machine). On an AMD EPYC
+ * with AVX2: 75-90 GFLOP/s at the policy's products (m 3200, n 16..256, k 32 or 128, and the
+ * weight gradients, k 3200) against OpenBLAS's 39-77, 0.8x OpenBLAS at a 4096 x 256 x 256
+ * product (none of the configs has one), and HSRL's whole update 1.06x faster than through
+ * OpenBLAS (bench_train, HSRL_GEMM_PATH=blas against avx2: medians 9.08 against 9.61 ms over 5
+ * interleaved runs each; 9.28 ms before the stretches and the column-block order).
+ * Results differ from OpenBLAS's in the last bits (another summation order); tests compare with
+ * tolerances. */
 #include "common/nn/nn_gemm.h"
 
 #include <cblas.h>
@@ -38,6 +42,9 @@
 
 #define NN_GEMM_PANEL 16384 /* floats of the transposed-B panel on the stack (64 KiB) */
 #define NN_GEMM_MAX_N 256   /* widest C the tiled kernels take (wider: BLAS) */
+/* The stretch of a long sum (gemm_run_tiled). On the AVX2 machine 128 beat 64, 256 and 512 at the
+ * weight gradients (k 3200: 74-85 GFLOP/s against 67-76 at 256, 52-67 at 512). */
+#define NN_GEMM_KC 128
 
 static void gemm_small(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha,
                        const float *a, int64_t lda, const float *b, int64_t ldb, float beta,
@@ -120,35 +127,68 @@ static int gemm_tiled_ok(const gemm_kernels *kern, int trans_b, int64_t n, int64
   return !trans_b || n * k <= NN_GEMM_PANEL;
 }
 
-/* C cut into tiles: column blocks of at most nv_max vectors, as even as possible, each in row
- * tiles of the widest block's height (the last tile shorter). */
+/* The tiles of one stretch of the sum (g: its k, a, b, raw; in: the partial sums so far, row
+ * stride g->ld_in, or NULL) into c: column blocks of at most nv_max vectors, as even as possible,
+ * each in row tiles of the widest block's height (the last tile shorter). Column blocks outside,
+ * so a block's stretch of the panel stays in cache while its row tiles read it. */
+static void gemm_tiles(const gemm_kernels *kern, const gemm_tiled *g, int64_t m, int64_t n,
+                       const float *in, float *c, int64_t ldc) {
+  const int64_t lanes = kern->lanes, n_vec = (n + lanes - 1) / lanes;
+  const int64_t n_blocks = (n_vec + kern->nv_max - 1) / kern->nv_max;
+  const int64_t nv_block = (n_vec + n_blocks - 1) / n_blocks;
+  const int64_t a_row = g->trans_a ? 1 : g->lda; /* step of A between C rows */
+  const int64_t mr_step = kern->mr[nv_block - 1];
+  for (int64_t v0 = 0; v0 < n_vec; v0 += nv_block) {
+    const int nv = (int)(n_vec - v0 < nv_block ? n_vec - v0 : nv_block);
+    const int64_t j0 = lanes * v0, cols = n - j0 < lanes * nv ? n - j0 : lanes * nv;
+    const int rem = (int)(cols - lanes * (nv - 1)); /* 1..lanes columns in the last vector */
+    for (int64_t i0 = 0; i0 < m; i0 += mr_step) {
+      const int mr = (int)(m - i0 < mr_step ? m - i0 : mr_step);
+      kern->tile[(nv - 1) * kern->mr_max + (mr - 1)](
+          g, g->a + i0 * a_row, g->b + j0, g->bias ? g->bias + j0 : NULL,
+          in ? in + i0 * g->ld_in + j0 : NULL, c + i0 * ldc + j0, ldc, rem);
+    }
+  }
+}
+
+/* C = alpha op(A) op(B) + beta C (+ bias) through the tiles. A long sum (k > NN_GEMM_KC) is cut
+ * into stretches of NN_GEMM_KC, each over every tile, its partial sums stored and continued by the
+ * next (the same chains, so the same bits): a stretch of both operands then stays in cache across
+ * the tiles that read it, where one pass would stream the whole of them once per column block
+ * (the weight gradients: sums over thousands of rows). The partial sums go to C when C is not
+ * read (beta == 0), to a scratch copy otherwise. */
 static void gemm_run_tiled(const gemm_kernels *kern, int trans_a, int trans_b, int64_t m, int64_t n,
                            int64_t k, float alpha, const float *a, int64_t lda, const float *b,
                            int64_t ldb, float beta, const float *bias, float *c, int64_t ldc) {
   float panel[NN_GEMM_PANEL] __attribute__((aligned(64)));
-  gemm_tiled g = {trans_a, k, a, lda, b, ldb, alpha, beta, bias};
+  gemm_tiled g = {trans_a, k, a, lda, b, ldb, alpha, beta, bias, 0, 0};
   if (trans_b) { /* panel (k, n) = B^T, B (n, k) */
     for (int64_t j = 0; j < n; j++)
       for (int64_t p = 0; p < k; p++) panel[p * n + j] = b[j * ldb + p];
     g.b = panel;
     g.ldb = n;
   }
-  const int64_t lanes = kern->lanes, n_vec = (n + lanes - 1) / lanes;
-  const int64_t n_blocks = (n_vec + kern->nv_max - 1) / kern->nv_max;
-  const int64_t nv_block = (n_vec + n_blocks - 1) / n_blocks;
-  const int64_t a_row = trans_a ? 1 : lda; /* step of A between C rows */
-  const int64_t mr_step = kern->mr[nv_block - 1];
-  for (int64_t i0 = 0; i0 < m; i0 += mr_step) {
-    const int mr = (int)(m - i0 < mr_step ? m - i0 : mr_step);
-    for (int64_t v0 = 0; v0 < n_vec; v0 += nv_block) {
-      const int nv = (int)(n_vec - v0 < nv_block ? n_vec - v0 : nv_block);
-      const int64_t j0 = lanes * v0, cols = n - j0 < lanes * nv ? n - j0 : lanes * nv;
-      const int rem = (int)(cols - lanes * (nv - 1)); /* 1..lanes columns in the last vector */
-      kern->tile[(nv - 1) * kern->mr_max + (mr - 1)](&g, a + i0 * a_row, g.b + j0,
-                                                     bias ? bias + j0 : NULL, c + i0 * ldc + j0,
-                                                     ldc, rem);
-    }
+  float *scratch = NULL;
+  if (k > NN_GEMM_KC && beta != 0.0f) scratch = malloc((size_t)(m * n) * sizeof(float));
+  if (k <= NN_GEMM_KC || (beta != 0.0f && !scratch)) {
+    gemm_tiles(kern, &g, m, n, NULL, c, ldc);
+    return;
   }
+  float *part = scratch ? scratch : c;
+  const int64_t ld_part = scratch ? n : ldc;
+  const float *a0 = g.a, *b0 = g.b;
+  for (int64_t p0 = 0; p0 < k; p0 += NN_GEMM_KC) {
+    const int64_t kc = k - p0 < NN_GEMM_KC ? k - p0 : NN_GEMM_KC;
+    const int last = p0 + kc == k;
+    g.k = kc;
+    g.a = a0 + p0 * (trans_a ? lda : 1);
+    g.b = b0 + p0 * g.ldb;
+    g.bias = last ? bias : NULL;
+    g.raw = !last;
+    g.ld_in = ld_part;
+    gemm_tiles(kern, &g, m, n, p0 ? part : NULL, last ? c : part, last ? ldc : ld_part);
+  }
+  free(scratch);
 }
 
 static void check_args(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, int64_t lda,

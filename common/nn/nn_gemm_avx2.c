@@ -29,13 +29,19 @@ static inline __attribute__((always_inline)) NN_GEMM_TARGET __m256 load_last(con
  * vector holds rem < 8 columns. MR, NV and MASKED are constants after inlining. */
 static inline __attribute__((always_inline)) NN_GEMM_TARGET void
 gemm_tile(const int MR, const int NV, const int MASKED, const gemm_tiled *g, const float *a,
-          const float *b, const float *bias, float *c, int64_t ldc, int rem) {
+          const float *b, const float *bias, const float *in, float *c, int64_t ldc, int rem) {
   const __m256i all = _mm256_set1_epi32(-1);
   const __m256i last =
       _mm256_cmpgt_epi32(_mm256_set1_epi32(rem), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
   __m256 acc[NN_GEMM_ACC];
   NN_GEMM_UNROLL
-  for (int t = 0; t < MR * NV; t++) acc[t] = _mm256_setzero_ps();
+  for (int r = 0; r < MR; r++) {
+    NN_GEMM_UNROLL
+    for (int v = 0; v < NV; v++)
+      acc[r * NV + v] = !in ? _mm256_setzero_ps()
+                        : v == NV - 1 ? load_last(in + r * g->ld_in + 8 * v, MASKED, last)
+                                      : _mm256_loadu_ps(in + r * g->ld_in + 8 * v);
+  }
   const int64_t k = g->k, ldb = g->ldb;
   /* a(r, p) = ap[p * sp + r * sr] */
   const int64_t sp = g->trans_a ? g->lda : 1, sr = g->trans_a ? 1 : g->lda;
@@ -62,6 +68,11 @@ gemm_tile(const int MR, const int NV, const int MASKED, const gemm_tiled *g, con
       const __m256i mk = part ? last : all;
       float *cp = c + r * ldc + 8 * v;
       __m256 x = acc[r * NV + v];
+      if (g->raw) {
+        if (part) _mm256_maskstore_ps(cp, mk, x);
+        else _mm256_storeu_ps(cp, x);
+        continue;
+      }
       if (g->alpha != 1.0f) x = _mm256_mul_ps(alpha, x);
       /* beta == 0 must not read C (it may hold garbage or NaN), as BLAS does. */
       if (g->beta != 0.0f) {
@@ -78,10 +89,11 @@ gemm_tile(const int MR, const int NV, const int MASKED, const gemm_tiled *g, con
 /* One instance per (MR, NV): rows per tile 12 / NV, NV 1..3. */
 #define NN_GEMM_DEF(MR, NV)                                                                        \
   NN_GEMM_TARGET static void gemm_tile_##MR##_##NV(const gemm_tiled *g, const float *a,           \
-                                                   const float *b, const float *bias, float *c,   \
-                                                   int64_t ldc, int rem) {                         \
-    if (rem == 8) gemm_tile(MR, NV, 0, g, a, b, bias, c, ldc, rem);                                \
-    else gemm_tile(MR, NV, 1, g, a, b, bias, c, ldc, rem);                                         \
+                                                   const float *b, const float *bias,             \
+                                                   const float *in, float *c, int64_t ldc,        \
+                                                   int rem) {                                      \
+    if (rem == 8) gemm_tile(MR, NV, 0, g, a, b, bias, in, c, ldc, rem);                            \
+    else gemm_tile(MR, NV, 1, g, a, b, bias, in, c, ldc, rem);                                     \
   }
 NN_GEMM_DEF(1, 1)
 NN_GEMM_DEF(2, 1)

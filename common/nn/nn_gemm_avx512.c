@@ -20,11 +20,17 @@
  * under the mask of its rem columns. MR and NV are constants after inlining. */
 static inline __attribute__((always_inline, target("avx512f"))) void
 gemm_tile(const int MR, const int NV, const gemm_tiled *g, const float *a, const float *b,
-          const float *bias, float *c, int64_t ldc, int rem) {
+          const float *bias, const float *in, float *c, int64_t ldc, int rem) {
   const __mmask16 last = (__mmask16)(rem == 16 ? 0xffff : (1u << rem) - 1u);
   __m512 acc[NN_GEMM_ACC];
   NN_GEMM_UNROLL
-  for (int t = 0; t < MR * NV; t++) acc[t] = _mm512_setzero_ps();
+  for (int r = 0; r < MR; r++) {
+    NN_GEMM_UNROLL
+    for (int v = 0; v < NV; v++)
+      acc[r * NV + v] = in ? _mm512_maskz_loadu_ps(v == NV - 1 ? last : (__mmask16)0xffff,
+                                                   in + r * g->ld_in + 16 * v)
+                           : _mm512_setzero_ps();
+  }
   const int64_t k = g->k, ldb = g->ldb;
   /* a(r, p) = ap[p * sp + r * sr] */
   const int64_t sp = g->trans_a ? g->lda : 1, sr = g->trans_a ? 1 : g->lda;
@@ -50,6 +56,10 @@ gemm_tile(const int MR, const int NV, const gemm_tiled *g, const float *a, const
       const __mmask16 mk = v == NV - 1 ? last : (__mmask16)0xffff;
       float *cp = c + r * ldc + 16 * v;
       __m512 x = acc[r * NV + v];
+      if (g->raw) {
+        _mm512_mask_storeu_ps(cp, mk, x);
+        continue;
+      }
       if (g->alpha != 1.0f) x = _mm512_mul_ps(alpha, x);
       /* beta == 0 must not read C (it may hold garbage or NaN), as BLAS does. */
       if (g->beta != 0.0f) {
@@ -65,9 +75,9 @@ gemm_tile(const int MR, const int NV, const gemm_tiled *g, const float *a, const
 /* One instance per (MR, NV): rows per tile 24 / NV (at most 12), NV 1..4. */
 #define NN_GEMM_DEF(MR, NV)                                                                        \
   __attribute__((target("avx512f"))) static void gemm_tile_##MR##_##NV(                           \
-      const gemm_tiled *g, const float *a, const float *b, const float *bias, float *c,           \
-      int64_t ldc, int rem) {                                                                      \
-    gemm_tile(MR, NV, g, a, b, bias, c, ldc, rem);                                                 \
+      const gemm_tiled *g, const float *a, const float *b, const float *bias, const float *in,    \
+      float *c, int64_t ldc, int rem) {                                                            \
+    gemm_tile(MR, NV, g, a, b, bias, in, c, ldc, rem);                                             \
   }
 #define NN_GEMM_DEF_NV(NV)                                                                         \
   NN_GEMM_DEF(1, NV) NN_GEMM_DEF(2, NV) NN_GEMM_DEF(3, NV) NN_GEMM_DEF(4, NV) NN_GEMM_DEF(5, NV)   \

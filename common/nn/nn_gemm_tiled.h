@@ -3,9 +3,13 @@
  *
  * A kernel set computes one tile of C: MR rows x NV vectors of `lanes` floats, as
  *   x = sum over p = 0..k-1 of a(i, p) * b(p, j), one fused multiply-add chain per element in
- *       the order p = 0, 1, ..., k-1, starting from 0;
+ *       the order p = 0, 1, ..., k-1, starting from 0, or from in(i, j) when the tile is given the
+ *       partial sums `in` (row stride ld_in) of an earlier stretch of p;
  *   x = alpha * x (when alpha != 1); x = x + C (beta == 1) or x + beta * C (when beta != 0);
- *   x = x + bias[j] (when bias); C = x.
+ *   x = x + bias[j] (when bias); C = x;
+ * or, when raw, C = x straight after the sum (a partial sum that a later stretch continues).
+ * A chain cut into stretches that store and reload x (exact in float) is the same chain, so
+ * summing k in stretches (nn_gemm.c, for long sums) gives the bits of one pass.
  * Every set does exactly these operations in this order, so the AVX2 and the AVX-512 kernels give
  * the same bits (their lanes differ, not their arithmetic). b is a (k, n) row-major panel (row
  * stride ldb); a(i, p) = a[i lda + p], or a[p lda + i] when trans_a. rem (1..lanes) is the number of
@@ -24,10 +28,12 @@ typedef struct gemm_tiled {
   int64_t ldb;
   float alpha, beta;
   const float *bias; /* (n) added to every row, or NULL */
+  int64_t ld_in;     /* row stride of the tiles' partial sums `in` */
+  int raw;           /* store the sums as they are: no alpha, beta or bias */
 } gemm_tiled;
 
 typedef void (*gemm_tile_fn)(const gemm_tiled *g, const float *a, const float *b, const float *bias,
-                             float *c, int64_t ldc, int rem);
+                             const float *in, float *c, int64_t ldc, int rem);
 
 typedef struct gemm_kernels {
   int lanes;              /* floats per vector */
