@@ -51,7 +51,7 @@
   X(run, sim_all,      PATH,   "",     NULL,      "simulator trained on all records, for evaluation (empty: the synthetic world's true model)") \
   X(run, sid,          PATH,   "",     NULL,      "Semantic-ID file (hsrl sid build); needed by agent.kind = hsrl") \
   X(run, baselines,    STRING, "sl",   NULL,      "hsrl run: agents trained beside agent.kind, in out_dir/name-<agent>: sl, sl-id, hsrl, hsrl-paper, hsrl-no-bc, hsrl-no-mlc, hsrl-no-hierarchy, hsrl-no-entropy (empty: none)") \
-  X(run, compare,      STRING, "random,popular,greedy,oracle", NULL, "hsrl run: reference policies in the table (greedy: by run.sim_train; oracle: by the eval click model; NAME-capC: at most C items per level-1 SID token)")
+  X(run, compare,      STRING, "random,popular,greedy,oracle", NULL, "hsrl run: reference policies in the table (greedy: by run.sim_train; oracle: by the eval click model; NAME-capC: at most C items per level-1 SID token; NAME-hpn: the best slate of HSRL's form)")
 
 #define HSRL_SETTINGS_DATA(X) \
   X(data, format,         ENUM,   "synth", "synth|ml1m|ml100k|rl4rs", "dataset reader") \

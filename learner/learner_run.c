@@ -1218,6 +1218,13 @@ static hsrl_status run_do_eval(run_ctx *c, const char *tsv, const char *json) {
         src = s->run.sim_all;
       }
       if (s->env.exclude_history) sim_policy_simple_exclude_history(sp, w.data.history_len);
+      if (c->compare_cap[j] == SIM_POLICY_SIMPLE_HPN && w.data.n_items > SIM_POLICY_SIMPLE_BLOCK) {
+        sim_policy_simple_free(sp);
+        st = hsrl_err(HSRL_E_USAGE, c->config, 0, "run.compare",
+                      "'%s' searches the whole catalog per state: at most %d items, the data has %lld", c->compare[j],
+                      SIM_POLICY_SIMPLE_BLOCK, (long long)w.data.n_items);
+        goto done;
+      }
       if (c->compare_cap[j]) sim_policy_simple_cap_sid(sp, &w.sid, c->compare_cap[j]);
       simple[n_pol] = sp;
       sim_eval_policy *p = &pol[n_pol];
@@ -1571,7 +1578,7 @@ static hsrl_status run_plan(run_ctx *c) {
     snprintf(c->compare[c->n_compare], sizeof c->compare[0], "%.*s", RUN_WORD_MAX - 1, p);
     snprintf(c->compare_base[c->n_compare], sizeof c->compare_base[0], "%.*s", RUN_WORD_MAX - 1, base);
     c->compare_cap[c->n_compare++] = cap;
-    c->n_capped += cap > 0;
+    c->n_capped += cap != 0;
   }
   return HSRL_OK;
 }

@@ -30,6 +30,7 @@ sim_click_model sim_click_adapters_synth(const sim_synth_world *w) {
   m.ctx = (void *)w; /* read-only: the callbacks take it back as const */
   m.probs = adapters_synth_probs;
   m.scores = adapters_synth_scores;
+  m.scores_logit = 1;
   m.n_items = w->n_items;
   m.slate_size = w->cfg.slate_size;
   m.history_len = w->cfg.history_len;
@@ -112,6 +113,7 @@ sim_click_model sim_click_adapters_urm_model(sim_click_adapters_urm *a) {
   m.ctx = a;
   m.probs = adapters_urm_probs;
   m.scores = adapters_urm_scores;
+  m.scores_logit = 1;
   m.n_items = a->N;
   m.slate_size = a->K;
   m.history_len = a->H;

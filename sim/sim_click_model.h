@@ -15,6 +15,8 @@
  *   the item would have at slate position 0 of that user's next slate (e.g. the logit). Lets the
  *   greedy policy rank a whole catalog without running the model on N/K full slates per user.
  *   Without it, sim_policy_simple scores candidates through probs, K at a time.
+ * scores_logit: 1 when scores are exactly the logit of that probability (both adapters), so that a
+ *   policy can turn them back into probabilities (the NAME-hpn reference policies need it).
  *
  * A model's ctx is usually mutable scratch (the simulator's activations): one sim_click_model per
  * thread. Whoever made the ctx frees it (the adapters have their own _free). */
@@ -37,6 +39,7 @@ typedef struct sim_click_model {
   void *ctx;
   sim_click_model_probs_fn probs;
   sim_click_model_scores_fn scores; /* NULL: rank through probs */
+  int scores_logit;                 /* 1: scores = logit(p) of the item at slate position 0 */
   int64_t n_items;                  /* N: slate ids are 1..N */
   int64_t slate_size, history_len;  /* K, H of the slates and histories it accepts */
 } sim_click_model;

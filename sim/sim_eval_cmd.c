@@ -49,8 +49,12 @@ static void eval_cmd_usage(FILE *f) {
       "                  oracle of the world, the one-step oracle of --sim)\n"
       "                  default: random,popular,greedy (+ oracle with --world or --greedy-sim);\n"
       "                  popular, greedy and oracle also as NAME-capC (C >= 1): at most C items\n"
-      "                  per level-1 SID token of --sid, best first (HSRL's agent.prefix_cap rule)\n"
-      "  --sid F         Semantic-ID file whose level-1 tokens the NAME-capC policies cap\n"
+      "                  per level-1 SID token of --sid, best first (HSRL's agent.prefix_cap rule);\n"
+      "                  greedy and oracle also as NAME-hpn: one item per level-1 token, the slate\n"
+      "                  HSRL's factorised policy p(i|s) = prod_l pi_l[z_l(i)] can express that\n"
+      "                  the click model likes best, searched per state (catalogs <= 4096 items;\n"
+      "                  slow: about 6 ms per state at 500 items)\n"
+      "  --sid F         Semantic-ID file whose level-1 tokens NAME-capC and NAME-hpn use\n"
       "  --episodes E    episodes per seed (default eval.episodes)\n"
       "  --seeds S       seeds (default eval.seeds)\n"
       "  --batch B       simulated users at once (default env.batch)\n"
@@ -195,7 +199,7 @@ int sim_eval_command(int argc, char **argv) {
       fprintf(stderr, "hsrl eval: --policies: '%s' caps the items per level-1 SID token: give --sid F.sid.h5\n", n);
       goto done;
     }
-    n_capped += cap[n_pol] > 0;
+    n_capped += cap[n_pol] != 0;
     n_pol++;
     p = comma ? comma + 1 : p + len;
   }
@@ -250,6 +254,12 @@ int sim_eval_command(int argc, char **argv) {
               (long long)sid.n_items, data_path, (long long)data.n_items);
       goto done;
     }
+    for (int64_t j = 0; j < n_pol; j++)
+      if (cap[j] == SIM_POLICY_SIMPLE_HPN && data.n_items > SIM_POLICY_SIMPLE_BLOCK) {
+        fprintf(stderr, "hsrl eval: --policies: '%s' searches the whole catalog per state: at most %d items, %s has %lld\n",
+                names[j], SIM_POLICY_SIMPLE_BLOCK, data_path, (long long)data.n_items);
+        goto done;
+      }
   }
   sim_click_model greedy_model = model; /* greedy ranks by the environment's model unless --greedy-sim */
   if (greedy_sim) {

@@ -2,6 +2,7 @@
  * oracle (contracts in sim_policy_simple.h; method.md section 9). */
 #include "sim/sim_policy_simple.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +11,7 @@
 #include "common/hsrl_check.h"
 #include "common/hsrl_rng.h"
 #include "sim/sim_click_adapters.h"
+#include "sim/sim_policy_hpn.h"
 
 typedef enum policy_kind {
   POLICY_RANDOM,
@@ -51,6 +53,7 @@ struct sim_policy_simple {
   int64_t *gheap_n;            /* (max_batch, n_groups) */
   float *pick_s;               /* (K) the accepted items of one user */
   int32_t *pick_id;            /* (K) */
+  sim_policy_hpn *hpn;         /* NAME-hpn: the scores re-ranked in the HPN's form (cap 1), or NULL */
 };
 
 static sim_policy_simple *policy_new(policy_kind kind, int64_t N, int64_t K) {
@@ -156,6 +159,7 @@ void sim_policy_simple_free(sim_policy_simple *p) {
   hsrl_free(p->gheap_n);
   hsrl_free(p->pick_s);
   hsrl_free(p->pick_id);
+  sim_policy_hpn_free(p->hpn);
   hsrl_free(p);
 }
 
@@ -207,6 +211,15 @@ void sim_policy_simple_cap(sim_policy_simple *p, const int32_t *group, int64_t n
 void sim_policy_simple_cap_sid(sim_policy_simple *p, const sim_sid_file *sid, int64_t cap) {
   HSRL_CHECKF(sid->n_items == p->N, "policy: SIDs of %lld items for a catalog of %lld", (long long)sid->n_items,
               (long long)p->N);
+  if (cap == SIM_POLICY_SIMPLE_HPN) {
+    HSRL_CHECKF(p->kind == POLICY_GREEDY || p->kind == POLICY_ORACLE, "policy: only greedy and oracle have an -hpn form");
+    HSRL_CHECKF(p->model.scores != NULL && p->model.scores_logit,
+                "policy: NAME-hpn needs a click model that scores items one by one, by logit");
+    HSRL_CHECKF(p->N <= SIM_POLICY_SIMPLE_BLOCK, "policy: NAME-hpn searches per state over the whole catalog: at "
+                "most %d items, not %lld", SIM_POLICY_SIMPLE_BLOCK, (long long)p->N);
+    p->hpn = sim_policy_hpn_new(sid, p->K);
+    cap = 1;
+  }
   const int L = sid->cb.n_levels;
   int32_t *group = hsrl_malloc((size_t)(p->N + 1) * sizeof(int32_t));
   for (int64_t i = 0; i <= p->N; i++) group[i] = sid->tokens[i * L];
@@ -222,6 +235,10 @@ int sim_policy_simple_parse_name(const char *word, char *base, size_t base_size,
     if (strncmp(word, names[i], n)) continue;
     snprintf(base, base_size, "%s", names[i]);
     if (!word[n]) return 1;
+    if (i >= 2 && !strcmp(word + n, "-hpn")) {
+      *cap = SIM_POLICY_SIMPLE_HPN;
+      return 1;
+    }
     if (i == 0 || strncmp(word + n, "-cap", 4)) return 0;
     const char *digits = word + n + 4;
     if (*digits < '1' || *digits > '9' || strlen(digits) > 6) return 0;
@@ -358,6 +375,11 @@ static void policy_greedy_chunk(sim_policy_simple *p, int64_t b, const int32_t *
       p->model.scores(p->model.ctx, b, users, hist, p->items, nb, p->scores);
       for (int64_t i = 0; i < b; i++) {
         policy_ban(p, hist + i * H, 1);
+        if (p->hpn) { /* logits -> click probabilities, then the search's ranking */
+          float *sc = p->scores + i * nb;
+          for (int64_t j = 0; j < nb; j++) sc[j] = (float)(1.0 / (1.0 + exp(-(double)sc[j])));
+          sim_policy_hpn_rank(p->hpn, sc, p->excl_h ? p->banned : NULL);
+        }
         for (int64_t j = 0; j < nb; j++)
           if (!p->excl_h || !p->banned[p->items[j]]) policy_keep(p, i, p->scores[i * nb + j], p->items[j]);
         policy_ban(p, hist + i * H, 0);
