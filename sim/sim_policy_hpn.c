@@ -197,7 +197,7 @@ double sim_policy_hpn_rank(sim_policy_hpn *h, float *scores, const uint8_t *bann
       above += h->val[q] > h->val[t] || (h->val[q] == h->val[t] && q < t);
     rank[t] = (double)(V1 - above);
   }
-  /* the deeper scores' range per token, to order the other items within [0, 0.5] */
+  /* the deeper scores' range, to order the other items of a token within [0, 0.5] */
   double lo = INFINITY, hi = -INFINITY;
   for (int64_t j = 0; j < h->N; j++) lo = h->f[j] < lo ? h->f[j] : lo, hi = h->f[j] > hi ? h->f[j] : hi;
   const double span = hi > lo ? hi - lo : 1.0;
