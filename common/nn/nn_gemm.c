@@ -156,7 +156,8 @@ static void gemm_tiles(const gemm_kernels *kern, const gemm_tiled *g, int64_t m,
  * next (the same chains, so the same bits): a stretch of both operands then stays in cache across
  * the tiles that read it, where one pass would stream the whole of them once per column block
  * (the weight gradients: sums over thousands of rows). The partial sums go to C when C is not
- * read (beta == 0), to a scratch copy otherwise. */
+ * read (beta == 0), to a copy on the stack otherwise (m n <= NN_GEMM_PANEL; a larger C that is
+ * read sums in one pass). Nothing is allocated. */
 static void gemm_run_tiled(const gemm_kernels *kern, int trans_a, int trans_b, int64_t m, int64_t n,
                            int64_t k, float alpha, const float *a, int64_t lda, const float *b,
                            int64_t ldb, float beta, const float *bias, float *c, int64_t ldc) {
@@ -168,15 +169,16 @@ static void gemm_run_tiled(const gemm_kernels *kern, int trans_a, int trans_b, i
     g.b = panel;
     g.ldb = n;
   }
-  float *scratch = NULL;
-  if (k > NN_GEMM_KC && beta != 0.0f) scratch = malloc((size_t)(m * n) * sizeof(float));
-  if (k <= NN_GEMM_KC || (beta != 0.0f && !scratch)) {
+  /* when C is read (beta != 0) the partial sums need a copy of their own, on the stack */
+  if (k <= NN_GEMM_KC || (beta != 0.0f && m * n > NN_GEMM_PANEL)) {
     gemm_tiles(kern, &g, m, n, NULL, c, ldc);
     return;
   }
-  float *part = scratch ? scratch : c;
-  const int64_t ld_part = scratch ? n : ldc;
+  float scratch[NN_GEMM_PANEL] __attribute__((aligned(64)));
+  float *part = beta != 0.0f ? scratch : c;
+  const int64_t ld_part = beta != 0.0f ? n : ldc;
   const float *a0 = g.a, *b0 = g.b;
+  g.ld_in = ld_part;
   for (int64_t p0 = 0; p0 < k; p0 += NN_GEMM_KC) {
     const int64_t kc = k - p0 < NN_GEMM_KC ? k - p0 : NN_GEMM_KC;
     const int last = p0 + kc == k;
@@ -185,10 +187,8 @@ static void gemm_run_tiled(const gemm_kernels *kern, int trans_a, int trans_b, i
     g.b = b0 + p0 * g.ldb;
     g.bias = last ? bias : NULL;
     g.raw = !last;
-    g.ld_in = ld_part;
     gemm_tiles(kern, &g, m, n, p0 ? part : NULL, last ? c : part, last ? ldc : ld_part);
   }
-  free(scratch);
 }
 
 static void check_args(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, int64_t lda,

@@ -7,9 +7,8 @@
  * nn_gemm_bias: C = op(A) op(B) + bias in every row (alpha 1, C not read): the bias is added as the
  * product is stored (nn_linear's forward), not by a pass of its own.
  * On x86-64 machines with AVX-512 or AVX2 + FMA, products with n <= 256 (and k n <= 16384 when
- * trans_b) run in register-tiled kernels, the rest through OpenBLAS (see nn_gemm.c); a tiled
- * product with k > 128 and beta != 0 holds a heap copy of C (m n floats) while it runs (a few per
- * HSRL update, none of them over 64 KiB at the configs' sizes). Results are
+ * trans_b) run in register-tiled kernels, the rest through OpenBLAS (see nn_gemm.c). Nothing is
+ * allocated (the tiled path uses up to 128 KiB of stack). Results are
  * the same bits run to run, do not depend on any thread count, and are the same with the AVX-512
  * and the AVX2 kernels.
  * The path: the machine's best, capped by the environment variable HSRL_GEMM_PATH = blas | avx2 |
