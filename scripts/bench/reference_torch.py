@@ -28,6 +28,9 @@ which mask multiplies gamma) the cheaper choice is taken, so the figure errs on 
 and a ratio against it errs low. It is not the authors' code; its figures say what PyTorch does
 on this machine with their computation.
 
+Fidelity check, at every start: built at reference-hsrl.md Appendix B's shapes, the policy, the
+critic and the simulator have exactly its parameter counts (78,496; 25,601; 17,952).
+
 Usage: reference_torch.py --data DATA.h5 --sid SID.h5 [--iters N] [--warmup N] [--threads T]
 Prints one line per phase (medians in ms) and a final line "iterations/s X".
 Needs Debian's python3-torch, python3-numpy and python3-h5py (/usr/bin/python3).
@@ -248,6 +251,23 @@ class Agent:
                     tp.data.copy_(0.01 * p.data + 0.99 * tp.data)
 
 
+def n_params(module):
+    return sum(p.numel() for p in module.parameters())
+
+
+def check_appendix_b():
+    """The modules at reference-hsrl.md Appendix B's shapes (RL4RS: D_i 40, V 256, P 42) have its
+    parameter counts: policy 78,496, Token_Critic 25,601, simulator without the ML-1M concat layer
+    and tables 256 P + 7,200 = 17,952. Returns the mismatches."""
+    urm = UserResponse(42, 40, 1, 1)
+    got = {"policy": n_params(Policy(40, 32, 50, 2, 4, 128, 3, 256)),
+           "critic": n_params(TokenCritic(32)),
+           "simulator": n_params(urm) - n_params(urm.concat) - n_params(urm.user_table)
+           - n_params(urm.item_table)}
+    want = {"policy": 78496, "critic": 25601, "simulator": 17952}
+    return [f"{k} {got[k]} (Appendix B: {want[k]})" for k in want if got[k] != want[k]]
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", required=True, help="hsrl data prepare's HDF5 (ML-1M)")
@@ -261,6 +281,10 @@ def main():
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--seed", type=int, default=7)
     a = ap.parse_args()
+    wrong = check_appendix_b()
+    if wrong:
+        sys.exit("reference_torch.py: parameter counts differ from reference-hsrl.md Appendix B: "
+                 + ", ".join(wrong))
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
     with h5py.File(a.data, "r") as f:
@@ -310,6 +334,8 @@ def main():
             for name, dt in (("act", t1 - t0), ("env", t2 - t1), ("update", t3 - t2),
                              ("iteration", t3 - t0)):
                 phases[name].append(dt)
+    print(f"parameters: policy {n_params(actor)}, critic {n_params(critic)}, simulator "
+          f"{n_params(urm)} (at Appendix B's RL4RS shapes the modules have its counts: checked)")
     print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), items {n_items}, "
           f"item features {feat.shape[1]}, user features {user_feat.shape[1]}, levels {levels}, "
           f"V {a.vocab}, K {a.slate}, B_env {a.env_batch}, B {a.batch}, H {hist}")
