@@ -18,7 +18,9 @@ void test_skip(const char *reason);
 int test_failed_now(void);
 int test_summary(void);
 
-/* A fresh temporary directory for this test executable (removed by the caller if wanted). */
+/* A fresh temporary directory for this test executable ($TMPDIR or /tmp, hsrl-test-XXXXXX),
+ * removed with everything in it when the process that made it exits normally, unless a test
+ * failed or HSRL_TEST_KEEP_TMP is set (then its path is printed). */
 const char *test_tmpdir(void);
 
 #define TEST_RUN(fn) do { test_begin(#fn); fn(); test_end(); } while (0)

@@ -902,11 +902,5 @@ int main(void) {
   RUN(test_truncated_files);
   RUN(test_flipped_bytes);
   RUN(test_not_hdf5_missing_empty_directory);
-  int rc = test_summary();
-  if (rc == 0) { /* keep the files of a failed run for a look */
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", test_tmpdir());
-    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", test_tmpdir());
-  }
-  return rc;
+  return test_summary();
 }

@@ -513,15 +513,6 @@ static void test_damaged_file_never_loads_wrong_numbers(void) {
                WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
 }
 
-/* Removes the files the tests wrote and their directory. */
-static void remove_tmp_files(void) {
-  static const char *const names[] = {"roundtrip.h5", "two.h5", "missing.h5", "shape.h5",
-                                      "midway.h5", "text.h5", "other.h5", "trunc.h5",
-                                      "damaged.h5", "damaged-copy.h5"};
-  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) remove(tmp_path(names[i]));
-  rmdir(test_tmpdir());
-}
-
 int main(void) {
   TEST_RUN(test_add_finalize_lookup);
   TEST_RUN(test_same_layout);
@@ -535,6 +526,5 @@ int main(void) {
   TEST_RUN(test_load_failure_midway_leaves_table_untouched);
   TEST_RUN(test_load_bad_files);
   TEST_RUN(test_damaged_file_never_loads_wrong_numbers);
-  remove_tmp_files();
   return test_summary();
 }

@@ -403,6 +403,5 @@ int main(void) {
   TEST_RUN(test_failed_write_leaves_nothing);
   TEST_RUN(test_read_rejects_bad_files);
   TEST_RUN(test_click_rate_and_distinct_features);
-  rmdir(test_tmpdir());
   return test_summary();
 }

@@ -1012,6 +1012,5 @@ int main(void) {
   TEST_RUN(test_ml1m_malformed);
   TEST_RUN(test_rl4rs_malformed);
   TEST_RUN(test_command_prepare);
-  rmdir(test_tmpdir());
   return test_summary();
 }
