@@ -27,7 +27,8 @@ struct sim_policy_simple {
   hsrl_rng rng;
   int32_t *perm; /* (N) a permutation of 1..N, shuffled in place */
   /* popular */
-  int32_t *top; /* (N) every item, most clicked first (the slate is the first K allowed) */
+  int32_t *top;      /* (N) every item, most clicked first (the slate is the first K allowed) */
+  int64_t *clicks;   /* (N + 1) item i's clicks in the records (popular) */
   /* exclusion of history items (sim_policy_simple_exclude_history) */
   int64_t excl_h;  /* 0: off; else the history length whose items are never shown */
   uint8_t *banned; /* (N + 1) the current user's history items, cleared after each user */
@@ -73,15 +74,15 @@ sim_policy_simple *sim_policy_simple_random(int64_t n_items, int64_t slate_size,
   return p;
 }
 
-typedef struct popular_entry {
-  int64_t count;
+typedef struct ranked_item {
+  double score; /* a click count (exact in a double) or a searched score */
   int32_t id;
-} popular_entry;
+} ranked_item;
 
-/* most clicked first, ties to the lower id */
-static int popular_cmp(const void *a, const void *b) {
-  const popular_entry *x = a, *y = b;
-  if (x->count != y->count) return x->count > y->count ? -1 : 1;
+/* best first, ties to the lower id */
+static int ranked_cmp(const void *a, const void *b) {
+  const ranked_item *x = a, *y = b;
+  if (x->score != y->score) return x->score > y->score ? -1 : 1;
   return (x->id > y->id) - (x->id < y->id);
 }
 
@@ -97,13 +98,13 @@ sim_policy_simple *sim_policy_simple_popular(const sim_dataset *d, const int64_t
       if (d->rec_clicks[r * d->slate_size + k]) count[d->rec_slate[r * d->slate_size + k]]++;
   }
   /* the whole catalog by count, most clicked first, ties to the lower id */
-  popular_entry *rank = hsrl_malloc((size_t)d->n_items * sizeof *rank);
-  for (int64_t i = 0; i < d->n_items; i++) rank[i] = (popular_entry){count[i + 1], (int32_t)(i + 1)};
-  qsort(rank, (size_t)d->n_items, sizeof *rank, popular_cmp);
+  ranked_item *rank = hsrl_malloc((size_t)d->n_items * sizeof *rank);
+  for (int64_t i = 0; i < d->n_items; i++) rank[i] = (ranked_item){(double)count[i + 1], (int32_t)(i + 1)};
+  qsort(rank, (size_t)d->n_items, sizeof *rank, ranked_cmp);
   p->top = hsrl_malloc((size_t)d->n_items * sizeof(int32_t));
   for (int64_t i = 0; i < d->n_items; i++) p->top[i] = rank[i].id;
   hsrl_free(rank);
-  hsrl_free(count);
+  p->clicks = count;
   return p;
 }
 
@@ -142,6 +143,7 @@ void sim_policy_simple_free(sim_policy_simple *p) {
   if (!p) return;
   hsrl_free(p->perm);
   hsrl_free(p->top);
+  hsrl_free(p->clicks);
   hsrl_free(p->banned);
   hsrl_free(p->items);
   hsrl_free(p->scores);
@@ -208,16 +210,40 @@ void sim_policy_simple_cap(sim_policy_simple *p, const int32_t *group, int64_t n
   p->gheap_n = hsrl_malloc((size_t)slots * sizeof(int64_t));
 }
 
+/* popular-hpn: the click counts (as shares of the largest) re-ranked once by the search into the
+ * slate of HSRL's form they like best; the counts do not depend on the state, so neither does the
+ * ranking. p->top follows it, and the cap of one item per level-1 token makes the slate. */
+static void popular_rank_hpn(sim_policy_simple *p, const sim_sid_file *sid) {
+  const int64_t N = p->N;
+  int64_t most = 1;
+  for (int64_t i = 1; i <= N; i++) most = p->clicks[i] > most ? p->clicks[i] : most;
+  float *sc = hsrl_malloc((size_t)N * sizeof(float));
+  for (int64_t j = 0; j < N; j++) sc[j] = (float)((double)p->clicks[j + 1] / (double)most);
+  sim_policy_hpn *h = sim_policy_hpn_new(sid, p->K);
+  sim_policy_hpn_rank(h, sc, NULL);
+  sim_policy_hpn_free(h);
+  ranked_item *rank = hsrl_malloc((size_t)N * sizeof *rank);
+  for (int64_t j = 0; j < N; j++) rank[j] = (ranked_item){(double)sc[j], (int32_t)(j + 1)};
+  qsort(rank, (size_t)N, sizeof *rank, ranked_cmp);
+  for (int64_t j = 0; j < N; j++) p->top[j] = rank[j].id;
+  hsrl_free(rank);
+  hsrl_free(sc);
+}
+
 void sim_policy_simple_cap_sid(sim_policy_simple *p, const sim_sid_file *sid, int64_t cap) {
   HSRL_CHECKF(sid->n_items == p->N, "policy: SIDs of %lld items for a catalog of %lld", (long long)sid->n_items,
               (long long)p->N);
   if (cap == SIM_POLICY_SIMPLE_HPN) {
-    HSRL_CHECKF(p->kind == POLICY_GREEDY || p->kind == POLICY_ORACLE, "policy: only greedy and oracle have an -hpn form");
-    HSRL_CHECKF(p->model.scores != NULL && p->model.scores_logit,
-                "policy: NAME-hpn needs a click model that scores items one by one, by logit");
-    HSRL_CHECKF(p->N <= SIM_POLICY_SIMPLE_BLOCK, "policy: NAME-hpn searches per state over the whole catalog: at "
-                "most %d items, not %lld", SIM_POLICY_SIMPLE_BLOCK, (long long)p->N);
-    p->hpn = sim_policy_hpn_new(sid, p->K);
+    HSRL_CHECKF(p->kind != POLICY_RANDOM, "policy: random has no -hpn form");
+    if (p->kind == POLICY_POPULAR) {
+      popular_rank_hpn(p, sid);
+    } else {
+      HSRL_CHECKF(p->model.scores != NULL && p->model.scores_logit,
+                  "policy: NAME-hpn needs a click model that scores items one by one, by logit");
+      HSRL_CHECKF(p->N <= SIM_POLICY_SIMPLE_BLOCK, "policy: NAME-hpn searches per state over the whole catalog: at "
+                  "most %d items, not %lld", SIM_POLICY_SIMPLE_BLOCK, (long long)p->N);
+      p->hpn = sim_policy_hpn_new(sid, p->K);
+    }
     cap = 1;
   }
   const int L = sid->cb.n_levels;
@@ -235,7 +261,7 @@ int sim_policy_simple_parse_name(const char *word, char *base, size_t base_size,
     if (strncmp(word, names[i], n)) continue;
     snprintf(base, base_size, "%s", names[i]);
     if (!word[n]) return 1;
-    if (i >= 2 && !strcmp(word + n, "-hpn")) {
+    if (i >= 1 && !strcmp(word + n, "-hpn")) {
       *cap = SIM_POLICY_SIMPLE_HPN;
       return 1;
     }

@@ -61,22 +61,24 @@ void sim_policy_simple_exclude_history(sim_policy_simple *p, int64_t history_len
  * id) pairs for greedy and oracle. Not for random (its slates are not a ranking). */
 void sim_policy_simple_cap(sim_policy_simple *p, const int32_t *group, int64_t n_groups, int64_t cap);
 /* The same with the groups of a SID file: item i's level-1 token (sid->n_items must be N). cap =
- * SIM_POLICY_SIMPLE_HPN (greedy and oracle only; N <= SIM_POLICY_SIMPLE_BLOCK, a click model with
- * a scores callback): cap 1 over the model's scores re-ranked, per state, into the slate the
- * HSRL policy's factorised form can express that the model likes best (sim_policy_hpn.h). */
+ * SIM_POLICY_SIMPLE_HPN (not random): cap 1 over the scores re-ranked into the slate the HSRL
+ * policy's factorised form can express that they like best (sim_policy_hpn.h). Greedy and oracle
+ * search per state (N <= SIM_POLICY_SIMPLE_BLOCK, a click model with a scores callback); popular
+ * searches once, over the click counts as shares of the largest (its slate does not depend on the
+ * state; with history exclusion, a user's history items are skipped in that one ranking). */
 #define SIM_POLICY_SIMPLE_HPN (-1)
 void sim_policy_simple_cap_sid(sim_policy_simple *p, const sim_sid_file *sid, int64_t cap);
 
 /* A reference policy's name as users write it (hsrl run's run.compare, hsrl eval --policies):
  * random, popular, greedy or oracle; the last three also as NAME-capC, C >= 1 (at most C items
- * per level-1 SID token: sim_policy_simple_cap_sid), greedy and oracle also as NAME-hpn (cap
- * SIM_POLICY_SIMPLE_HPN). Writes the base name (base_size >= 8) and the cap (0: none); returns 0
- * when word is not such a name. */
+ * per level-1 SID token: sim_policy_simple_cap_sid) and as NAME-hpn (cap SIM_POLICY_SIMPLE_HPN).
+ * Writes the base name (base_size >= 8) and the cap (0: none); returns 0 when word is not such a
+ * name. */
 int sim_policy_simple_parse_name(const char *word, char *base, size_t base_size, int64_t *cap);
 #define SIM_POLICY_SIMPLE_NAMES \
   "random, popular, greedy, oracle; popular, greedy and oracle also as NAME-capC, C >= 1: at most C " \
-  "items per level-1 SID token; greedy and oracle also as NAME-hpn: the best slate of one item per " \
-  "level-1 token that HSRL's factorised policy can express"
+  "items per level-1 SID token, and as NAME-hpn: the best slate of one item per level-1 token that " \
+  "HSRL's factorised policy can express"
 
 /* Slates (b, K) for b users (any b; greedy works through max_batch at a time). */
 void sim_policy_simple_act(sim_policy_simple *p, int64_t b, const int32_t *user_ids /* (b) */,

@@ -356,11 +356,11 @@ expect_in out "note: run.baselines: hsrl-paper is the run's own hsrl config (age
 
 # 10b. reference policies under the agent's diversity rule (NAME-capC): their rows; only eval reruns
 # and the best slates of HSRL's own form (NAME-hpn)
-run "$hsrl" run tiny.ini --quiet --set run.compare=random,oracle,oracle-cap1,popular-cap2,oracle-hpn,greedy-hpn
+run "$hsrl" run tiny.ini --quiet --set run.compare=random,oracle,oracle-cap1,popular-cap2,oracle-hpn,greedy-hpn,popular-hpn
 expect_rc 0 "capped compare"
-expect_in out "run.compare changed (random,popular,greedy,oracle -> random,oracle,oracle-cap1,popular-cap2,oracle-hpn,greedy-hpn); input sid is new" "capped compare"
+expect_in out "run.compare changed (random,popular,greedy,oracle -> random,oracle,oracle-cap1,popular-cap2,oracle-hpn,greedy-hpn,popular-hpn); input sid is new" "capped compare"
 grep -qE "^run (data|sim-train|sid|train)" "$tmp/out" && fail "capped compare: a stage other than eval ran"
-for pol in random oracle oracle-cap1 popular-cap2 oracle-hpn greedy-hpn; do
+for pol in random oracle oracle-cap1 popular-cap2 oracle-hpn greedy-hpn popular-hpn; do
   grep -qE "^$pol +2 +10 " "$tmp/out" || fail "capped compare: no table row for $pol: $(cat "$tmp/out")"
 done
 # the largest table: 8 agents (agent.kind and 7 baselines) and 8 reference policies

@@ -913,6 +913,16 @@ static void test_urm_adapter(void) {
   sim_dataset_free(&d);
 }
 
+/* The text of a small file into buf (NUL-terminated); 0 if it cannot be read. */
+static int read_text(const char *path, char *buf, size_t size) {
+  FILE *f = fopen(path, "r");
+  if (!f) return 0;
+  size_t n = fread(buf, 1, size - 1, f);
+  fclose(f);
+  buf[n] = '\0';
+  return 1;
+}
+
 static void test_eval_command(void) {
   sim_synth_config sc;
   small_world_config(&sc);
@@ -929,12 +939,8 @@ static void test_eval_command(void) {
                 "random,oracle", "--episodes", "40",     "--seeds", "2",
                 "--batch",       "8",          "--json", json,      NULL};
   TEST_ASSERT(sim_eval_command(14, ok) == 0);
-  FILE *f = fopen(json, "r");
-  TEST_ASSERT(f != NULL);
   char buf[8192];
-  size_t n = fread(buf, 1, sizeof buf - 1, f);
-  fclose(f);
-  buf[n] = '\0';
+  TEST_ASSERT(read_text(json, buf, sizeof buf));
   TEST_ASSERT(strstr(buf, "\"policy\": \"random\"") && strstr(buf, "\"policy\": \"oracle\""));
   TEST_ASSERT(strstr(buf, "\"per_seed\"") && strstr(buf, "\"episodes\": 40"));
   char *both[] = {"eval", "--data", path, "--world", "--sim", "x.h5", NULL};
@@ -967,17 +973,13 @@ static void test_eval_command(void) {
   char *capped[] = {"eval", "--data", fx_data, "--world", "--policies", "oracle,oracle-cap1,popular-cap2,oracle-hpn",
                     "--sid", fx_sid, "--episodes", "20", "--seeds", "1", "--batch", "8", "--json", json, NULL};
   TEST_ASSERT(sim_eval_command(16, capped) == 0);
-  f = fopen(json, "r");
-  TEST_ASSERT(f != NULL);
-  n = fread(buf, 1, sizeof buf - 1, f);
-  fclose(f);
-  buf[n] = '\0';
+  TEST_ASSERT(read_text(json, buf, sizeof buf));
   TEST_ASSERT(strstr(buf, "\"policy\": \"oracle-cap1\"") && strstr(buf, "\"policy\": \"popular-cap2\""));
   TEST_ASSERT(strstr(buf, "\"policy\": \"oracle-hpn\""));
   char *hpn_no_sid[] = {"eval", "--data", fx_data, "--world", "--policies", "oracle-hpn", NULL};
   TEST_ASSERT(sim_eval_command(6, hpn_no_sid) == 2);
-  char *hpn_popular[] = {"eval", "--data", fx_data, "--world", "--policies", "popular-hpn", "--sid", fx_sid, NULL};
-  TEST_ASSERT(sim_eval_command(8, hpn_popular) == 2);
+  char *hpn_random[] = {"eval", "--data", fx_data, "--world", "--policies", "random-hpn", "--sid", fx_sid, NULL};
+  TEST_ASSERT(sim_eval_command(8, hpn_random) == 2);
   char *other_catalog[] = {"eval", "--data", path, "--world", "--policies", "oracle-cap1", "--sid", fx_sid, NULL};
   TEST_ASSERT(sim_eval_command(8, other_catalog) == 2);
   /* NAME-hpn searches the whole catalog per state: larger catalogs are refused (exit 2) */
@@ -986,6 +988,12 @@ static void test_eval_command(void) {
   TEST_ASSERT(fixture_world_write(&big, fx_data, fx_sid));
   char *hpn_big[] = {"eval", "--data", fx_data, "--world", "--policies", "oracle-hpn", "--sid", fx_sid, NULL};
   TEST_ASSERT(sim_eval_command(8, hpn_big) == 2);
+  /* popular-hpn searches once, whatever the catalog's size */
+  char *popular_big[] = {"eval", "--data", fx_data, "--world", "--policies", "popular-hpn", "--sid", fx_sid,
+                         "--episodes", "8", "--seeds", "1", "--batch", "8", "--json", json, NULL};
+  TEST_ASSERT(sim_eval_command(16, popular_big) == 0);
+  TEST_ASSERT(read_text(json, buf, sizeof buf));
+  TEST_ASSERT(strstr(buf, "\"policy\": \"popular-hpn\""));
   remove(fx_data);
   remove(fx_sid);
   remove(json);

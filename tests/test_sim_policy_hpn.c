@@ -1,11 +1,11 @@
 /* test_sim_policy_hpn.c: the slate search in the HPN's factorised form (sim/sim_policy_hpn.h) and
- * the reference-policy names that reach it (oracle-hpn, greedy-hpn: sim_policy_simple.h).
+ * the reference-policy names that reach it (oracle-hpn, greedy-hpn, popular-hpn: sim_policy_simple.h).
  * Checks: a preference the form can express is found exactly (the oracle's own one-per-token
  * slate); two tokens that want opposite deeper tokens get the better of the two slates the form
  * allows, not the oracle's; on small two-level catalogs the search's value never exceeds the
  * exhaustive optimum over every order of the level-2 tokens and reaches it on most; banned items
  * are never picked; the rewritten scores rank each token's pick first and the tokens by their
- * picks' probabilities. */
+ * picks' probabilities; popular-hpn takes the counts' best slate of the form, not popular-cap1's. */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -171,6 +171,44 @@ static void test_banned_best_item_is_skipped(void) {
   hsrl_free(f.tokens);
 }
 
+/* popular-hpn: the click counts searched once. Token 0 (items 1, 2) and token 1 (items 3, 4) want
+ * opposite deeper tokens: item 1 (deeper 0) has 9 clicks, item 2 (deeper 1) 1; item 3 (deeper 0)
+ * 2, item 4 (deeper 1) 8. The form allows {1, 3} (11 clicks) or {2, 4} (9): the slate is items 1
+ * and 3, token 0's first, whatever the user; popular-cap1 takes items 1 and 4, outside the form. */
+static void test_popular_hpn_searches_the_counts_once(void) {
+  const int t1[4] = {0, 0, 1, 1}, t2[4] = {0, 1, 0, 1};
+  static const int clicks[4] = {9, 1, 2, 8};
+  sim_dataset d; /* 10 records of 2 slots, every slot clicked: item j + 1 in clicks[j] of them */
+  sim_dataset_alloc(&d, 4, 1, 1, 1, 10, 2, 1);
+  int64_t slot = 0, rec[10];
+  for (int j = 0; j < 4; j++)
+    for (int c = 0; c < clicks[j]; c++, slot++) d.rec_slate[slot] = j + 1, d.rec_clicks[slot] = 1;
+  for (int64_t r = 0; r < 10; r++) rec[r] = r;
+  sim_sid_file f = two_level_sid(4, t1, t2, 2, 2);
+  char base[16];
+  int64_t cap = 0;
+  TEST_ASSERT(sim_policy_simple_parse_name("popular-hpn", base, sizeof base, &cap) && !strcmp(base, "popular") &&
+              cap == SIM_POLICY_SIMPLE_HPN);
+  sim_policy_simple *hpn = sim_policy_simple_popular(&d, rec, 10, 2);
+  sim_policy_simple *cap1 = sim_policy_simple_popular(&d, rec, 10, 2);
+  sim_policy_simple_cap_sid(hpn, &f, cap);
+  sim_policy_simple_cap_sid(cap1, &f, 1);
+  const int32_t users[3] = {0, 0, 0}, hist[3] = {0, 1, 4};
+  int32_t s_hpn[6], s_cap1[6];
+  sim_policy_simple_act(hpn, 3, users, hist, s_hpn);
+  sim_policy_simple_act(cap1, 3, users, hist, s_cap1);
+  for (int i = 0; i < 3; i++) {
+    TEST_ASSERTF(s_hpn[2 * i] == 1 && s_hpn[2 * i + 1] == 3, "popular-hpn user %d: %d %d", i, s_hpn[2 * i],
+                 s_hpn[2 * i + 1]);
+    TEST_ASSERTF(s_cap1[2 * i] == 1 && s_cap1[2 * i + 1] == 4, "popular-cap1 user %d: %d %d", i, s_cap1[2 * i],
+                 s_cap1[2 * i + 1]);
+  }
+  sim_policy_simple_free(hpn);
+  sim_policy_simple_free(cap1);
+  hsrl_free(f.tokens);
+  sim_dataset_free(&d);
+}
+
 static void test_names(void) {
   char base[16];
   int64_t cap = 0;
@@ -178,7 +216,6 @@ static void test_names(void) {
               cap == SIM_POLICY_SIMPLE_HPN);
   TEST_ASSERT(sim_policy_simple_parse_name("greedy-hpn", base, sizeof base, &cap) && cap == SIM_POLICY_SIMPLE_HPN);
   TEST_ASSERT(sim_policy_simple_parse_name("oracle-cap2", base, sizeof base, &cap) && cap == 2);
-  TEST_ASSERT(!sim_policy_simple_parse_name("popular-hpn", base, sizeof base, &cap));
   TEST_ASSERT(!sim_policy_simple_parse_name("random-hpn", base, sizeof base, &cap));
   TEST_ASSERT(!sim_policy_simple_parse_name("oracle-hpn-cap2", base, sizeof base, &cap));
   TEST_ASSERT(!sim_policy_simple_parse_name("oracle-hpnx", base, sizeof base, &cap));
@@ -189,6 +226,7 @@ int main(void) {
   TEST_RUN(test_conflicting_tokens_get_the_better_allowed_slate);
   TEST_RUN(test_search_against_exhaustive);
   TEST_RUN(test_banned_best_item_is_skipped);
+  TEST_RUN(test_popular_hpn_searches_the_counts_once);
   TEST_RUN(test_names);
   return test_summary();
 }
