@@ -251,6 +251,12 @@ class Agent:
                     tp.data.copy_(0.01 * p.data + 0.99 * tp.data)
 
 
+def fail(message):
+    """Bad input: the message on stderr, exit status 2 (the project's convention)."""
+    print(f"reference_torch.py: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
 def n_params(module):
     return sum(p.numel() for p in module.parameters())
 
@@ -283,26 +289,31 @@ def main():
     a = ap.parse_args()
     wrong = check_appendix_b()
     if wrong:
-        sys.exit("reference_torch.py: parameter counts differ from reference-hsrl.md Appendix B: "
-                 + ", ".join(wrong))
+        print("reference_torch.py: parameter counts differ from reference-hsrl.md Appendix B: "
+              + ", ".join(wrong), file=sys.stderr)
+        sys.exit(1)
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
-    with h5py.File(a.data, "r") as f:
-        feat = torch.from_numpy(np.asarray(f["items/features"], dtype=np.float32))
-        user_feat = torch.from_numpy(np.asarray(f["users/features"], dtype=np.float32))
-        train = np.asarray(f["split/train"], dtype=np.int64)
-        rec_user = torch.from_numpy(np.asarray(f["records/user"], dtype=np.int64)[train])
-        rec_hist = torch.from_numpy(np.asarray(f["records/history"], dtype=np.int64)[train])
-    with h5py.File(a.sid, "r") as f:
-        tokens = torch.from_numpy(np.asarray(f["items/tokens"], dtype=np.int64))
+    try:
+        with h5py.File(a.data, "r") as f:
+            feat = torch.from_numpy(np.asarray(f["items/features"], dtype=np.float32))
+            user_feat = torch.from_numpy(np.asarray(f["users/features"], dtype=np.float32))
+            train = np.asarray(f["split/train"], dtype=np.int64)
+            rec_user = torch.from_numpy(np.asarray(f["records/user"], dtype=np.int64)[train])
+            rec_hist = torch.from_numpy(np.asarray(f["records/history"], dtype=np.int64)[train])
+        with h5py.File(a.sid, "r") as f:
+            tokens = torch.from_numpy(np.asarray(f["items/tokens"], dtype=np.int64))
+    except (OSError, KeyError) as e:
+        fail(f"cannot read {a.data} or {a.sid}: {e} (hsrl's files are zstd-compressed: set "
+             "HDF5_PLUGIN_PATH to a build's plugins/ directory)")
     if tokens.shape[0] != feat.shape[0]:
-        sys.exit(f"reference_torch.py: {a.sid} has {tokens.shape[0]} items, {a.data} {feat.shape[0]}")
+        fail(f"{a.sid} has {tokens.shape[0]} items, {a.data} {feat.shape[0]}")
     levels, hist = tokens.shape[1], rec_hist.shape[1]
     n_items = feat.shape[0] - 1
     sid_table = tokens[1:]  # candidates are items 1..N
     feat_c = feat[1:]       # the replay's bug-faithful lookup: id 0 reads row N (reference 7.2)
     if rec_user.min() < 0 or rec_user.max() >= user_feat.shape[0]:
-        sys.exit(f"reference_torch.py: {a.data}: records/user outside users/features")
+        fail(f"{a.data}: records/user outside users/features")
 
     actor = Policy(feat.shape[1], 32, hist, 2, 4, 128, levels, a.vocab)
     critic = TokenCritic(32)
