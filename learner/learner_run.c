@@ -1218,11 +1218,10 @@ static hsrl_status run_do_eval(run_ctx *c, const char *tsv, const char *json) {
         src = s->run.sim_all;
       }
       if (s->env.exclude_history) sim_policy_simple_exclude_history(sp, w.data.history_len);
-      if (c->compare_cap[j] == SIM_POLICY_SIMPLE_HPN && strcmp(nm, "popular") &&
-          w.data.n_items > SIM_POLICY_SIMPLE_BLOCK) {
+      if (c->compare_cap[j] == SIM_POLICY_SIMPLE_HPN && w.data.n_items > SIM_POLICY_SIMPLE_BLOCK) {
         sim_policy_simple_free(sp);
         st = hsrl_err(HSRL_E_USAGE, c->config, 0, "run.compare",
-                      "'%s' searches the whole catalog per state: at most %d items, the data has %lld", c->compare[j],
+                      "'%s' searches the whole catalog: at most %d items, the data has %lld", c->compare[j],
                       SIM_POLICY_SIMPLE_BLOCK, (long long)w.data.n_items);
         goto done;
       }

@@ -56,7 +56,7 @@ static void eval_cmd_usage(FILE *f) {
       "                  slow: about 6 ms per state at 500 items and 16 tokens a level, growing\n"
       "                  with items x tokens^2: a minute per 1000 episodes there, hours at ML-1M's);\n"
       "                  popular-hpn: the same form's slate the click counts like best, searched\n"
-      "                  once (it does not depend on the state)\n"
+      "                  once (it does not depend on the state; the same size limit)\n"
       "  --sid F         Semantic-ID file whose level-1 tokens NAME-capC and NAME-hpn use\n"
       "  --episodes E    episodes per seed (default eval.episodes)\n"
       "  --seeds S       seeds (default eval.seeds)\n"
@@ -258,9 +258,8 @@ int sim_eval_command(int argc, char **argv) {
       goto done;
     }
     for (int64_t j = 0; j < n_pol; j++)
-      if (cap[j] == SIM_POLICY_SIMPLE_HPN && strncmp(names[j], "popular", 7) &&
-          data.n_items > SIM_POLICY_SIMPLE_BLOCK) {
-        fprintf(stderr, "hsrl eval: --policies: '%s' searches the whole catalog per state: at most %d items, %s has %lld\n",
+      if (cap[j] == SIM_POLICY_SIMPLE_HPN && data.n_items > SIM_POLICY_SIMPLE_BLOCK) {
+        fprintf(stderr, "hsrl eval: --policies: '%s' searches the whole catalog: at most %d items, %s has %lld\n",
                 names[j], SIM_POLICY_SIMPLE_BLOCK, data_path, (long long)data.n_items);
         goto done;
       }

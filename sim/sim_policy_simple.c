@@ -235,13 +235,13 @@ void sim_policy_simple_cap_sid(sim_policy_simple *p, const sim_sid_file *sid, in
               (long long)p->N);
   if (cap == SIM_POLICY_SIMPLE_HPN) {
     HSRL_CHECKF(p->kind != POLICY_RANDOM, "policy: random has no -hpn form");
+    HSRL_CHECKF(p->N <= SIM_POLICY_SIMPLE_BLOCK, "policy: NAME-hpn searches the whole catalog (its cost grows with "
+                "items x tokens^2): at most %d items, not %lld", SIM_POLICY_SIMPLE_BLOCK, (long long)p->N);
     if (p->kind == POLICY_POPULAR) {
       popular_rank_hpn(p, sid);
     } else {
       HSRL_CHECKF(p->model.scores != NULL && p->model.scores_logit,
                   "policy: NAME-hpn needs a click model that scores items one by one, by logit");
-      HSRL_CHECKF(p->N <= SIM_POLICY_SIMPLE_BLOCK, "policy: NAME-hpn searches per state over the whole catalog: at "
-                  "most %d items, not %lld", SIM_POLICY_SIMPLE_BLOCK, (long long)p->N);
       p->hpn = sim_policy_hpn_new(sid, p->K);
     }
     cap = 1;

@@ -62,9 +62,9 @@ void sim_policy_simple_exclude_history(sim_policy_simple *p, int64_t history_len
 void sim_policy_simple_cap(sim_policy_simple *p, const int32_t *group, int64_t n_groups, int64_t cap);
 /* The same with the groups of a SID file: item i's level-1 token (sid->n_items must be N). cap =
  * SIM_POLICY_SIMPLE_HPN (not random): cap 1 over the scores re-ranked into the slate the HSRL
- * policy's factorised form can express that they like best (sim_policy_hpn.h). Greedy and oracle
- * search per state (N <= SIM_POLICY_SIMPLE_BLOCK, a click model with a scores callback); popular
- * searches once, over the click counts as shares of the largest (its slate does not depend on the
+ * policy's factorised form can express that they like best (sim_policy_hpn.h); N <=
+ * SIM_POLICY_SIMPLE_BLOCK (the search's cost grows with N x tokens^2). Greedy and oracle search
+ * per state (a click model with a scores callback); popular searches once, over the click counts as shares of the largest (its slate does not depend on the
  * state; with history exclusion, a user's history items are skipped in that one ranking). */
 #define SIM_POLICY_SIMPLE_HPN (-1)
 void sim_policy_simple_cap_sid(sim_policy_simple *p, const sim_sid_file *sid, int64_t cap);
