@@ -21,16 +21,22 @@
 #            has torch, numpy and h5py (Debian's python3-torch, -numpy, -h5py; skipped with a
 #            message otherwise): the same-machine denominator of the ratio, beside the issue's
 #            5.3 iterations/s measured with the authors' own code on another machine;
-# usage: scripts/bench/train.sh [BUILD_DIR] [ITERS] [TORCH_ITERS]
+#   rounds   with ROUNDS > 1 (and torch): ROUNDS - 1 more rounds alternating (1) and (3), then
+#            every round's ratio and their median (the machine's neighbours move single runs by
+#            up to 15%; a ratio is only taken within a round).
+# usage: scripts/bench/train.sh [BUILD_DIR] [ITERS] [TORCH_ITERS] [ROUNDS]
 #   BUILD_DIR    default build (built if its hsrl or bench_train is missing)
 #   ITERS        iterations of (1) after learning starts (default 1000)
 #   TORCH_ITERS  timed iterations of (3) (default 200, about 40 s)
+#   ROUNDS       rounds of (1) and (3) (default 1)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cpu=${HSRL_BENCH_CPU:-0}
 dir=${1:-build}
 iters=${2:-1000}
 torch_iters=${3:-200}
+rounds=${4:-1}
+[[ "$rounds" =~ ^[1-9][0-9]*$ ]] || { echo "train.sh: ROUNDS '$rounds' is not a positive integer" >&2; exit 2; }
 data=$root/../shared/data/ml-1m-u2999
 hsrl=$root/$dir/hsrl
 bench=$root/$dir/scripts/bench/bench_train
@@ -82,12 +88,22 @@ total=$((iters + report))
   echo "checkpoint_every = 0"
 } >"$tmp/bench.ini"
 
+# (1): hsrl train's iterations/s, from metrics.tsv (columns: iteration seconds ...; the first
+# data row is the end of the warm-up)
+hsrl_its() {
+  rm -rf "$tmp/runs"
+  "${pin[@]}" "$hsrl" train "$tmp/bench.ini" --quiet >/dev/null
+  awk -F'\t' 'NR == 2 {i0 = $1; s0 = $2} NR > 2 {i1 = $1; s1 = $2}
+    END {printf "%.1f", (i1 - i0) / (s1 - s0)}' "$tmp/runs/bench/metrics.tsv"
+}
+# (3): the PyTorch re-implementation's output into $tmp/torch.out
+torch_run() {
+  HDF5_PLUGIN_PATH=$root/$dir/plugins "${pin[@]}" /usr/bin/python3 "$root/scripts/bench/reference_torch.py" \
+    --data "$tmp/ml1m.data.h5" --sid "$tmp/ml1m.sid.h5" --iters "$torch_iters" >"$tmp/torch.out"
+}
+
 echo "== (1) hsrl train: $iters timed iterations (+ $report warm-up) after learning_starts = 2000, $cores"
-"${pin[@]}" "$hsrl" train "$tmp/bench.ini" --quiet >/dev/null
-metrics=$tmp/runs/bench/metrics.tsv
-# columns: iteration seconds ...; first data row = end of the warm-up
-its=$(awk -F'\t' 'NR == 2 {i0 = $1; s0 = $2} NR > 2 {i1 = $1; s1 = $2}
-  END {printf "%.1f", (i1 - i0) / (s1 - s0)}' "$metrics")
+its=$(hsrl_its)
 ms_it=$(awk -v r="$its" 'BEGIN {printf "%.3f", 1000 / r}')
 echo "iterations/s: $its (wall, from metrics.tsv: iterations $((report + 1))-$total; start-up, prefill" \
   "and the first $report iterations excluded) = $ms_it ms per iteration"
@@ -109,8 +125,8 @@ awk -v t="$ms_it" -v a="$act" -v e="$env" -v u="$upd" 'BEGIN {
 
 echo "== (3) the authors' computation in PyTorch (scripts/bench/reference_torch.py), $cores"
 if /usr/bin/python3 -c 'import torch, numpy, h5py' 2>/dev/null; then
-  HDF5_PLUGIN_PATH=$root/$dir/plugins "${pin[@]}" /usr/bin/python3 "$root/scripts/bench/reference_torch.py" \
-    --data "$tmp/ml1m.data.h5" --sid "$tmp/ml1m.sid.h5" --iters "$torch_iters" | tee "$tmp/torch.out"
+  torch_run
+  cat "$tmp/torch.out"
   ref=$(awk '/^iterations\/s/ {print $2}' "$tmp/torch.out")
   ref_upd=$(awk '$1 == "update" {print $3}' "$tmp/torch.out")
   awk -v r="$its" -v t="$ref" -v u="$upd" -v tu="$ref_upd" 'BEGIN {
@@ -118,6 +134,24 @@ if /usr/bin/python3 -c 'import torch, numpy, h5py' 2>/dev/null; then
            r / t, r, t, tu / u, tu, u
     printf "  (the issue measured the authors\047 own code at 5.3 iterations/s, update 164 ms, on its machine)\n"
   }'
+  if ((rounds > 1)); then
+    echo "== rounds: (1) then (3), $rounds in all (round 1 above)"
+    echo "round  hsrl it/s  PyTorch it/s  PyTorch update ms  ratio"
+    printf "%5d  %9s  %12s  %17s  %5.2f\n" 1 "$its" "$ref" "$ref_upd" "$(awk -v r="$its" -v t="$ref" 'BEGIN {print r / t}')" |
+      tee "$tmp/rounds.txt"
+    for ((k = 2; k <= rounds; k++)); do
+      its_k=$(hsrl_its)
+      torch_run
+      ref_k=$(awk '/^iterations\/s/ {print $2}' "$tmp/torch.out")
+      upd_k=$(awk '$1 == "update" {print $3}' "$tmp/torch.out")
+      printf "%5d  %9s  %12s  %17s  %5.2f\n" "$k" "$its_k" "$ref_k" "$upd_k" \
+        "$(awk -v r="$its_k" -v t="$ref_k" 'BEGIN {print r / t}')" | tee -a "$tmp/rounds.txt"
+    done
+    sort -n -k5 "$tmp/rounds.txt" | awk '{v[NR] = $5} END {
+      m = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+      printf "median ratio over %d rounds: %.2fx (range %.2f-%.2f; goal >= 20x)\n", NR, m, v[1], v[NR]
+    }'
+  fi
 else
   echo "skipped: /usr/bin/python3 lacks torch, numpy or h5py (apt-get install python3-torch python3-numpy python3-h5py)"
 fi
