@@ -47,7 +47,7 @@ import torch
 from torch import nn
 
 
-def linear_reg(modules):
+def regularization(modules):
     """get_regularization: the sum over parameter tensors of mean(theta^2) (computed, unused)."""
     return sum(p.pow(2).mean() for m in modules for p in m.parameters())
 
@@ -81,7 +81,7 @@ class Policy(nn.Module):
             c = norm(c - p @ emb.weight)
             contexts.append(c)
             logits.append(lg)
-        reg = linear_reg([self.item_map, self.encoder])
+        reg = regularization([self.item_map, self.encoder])
         return logits, torch.stack(contexts, 1), reg
 
 
@@ -96,7 +96,7 @@ class TokenCritic(nn.Module):
 
     def forward(self, contexts):
         v = self.net(contexts).squeeze(-1)
-        return v.mean(1), linear_reg([self.net])
+        return v.mean(1), regularization([self.net])
 
 
 class UserResponse(nn.Module):
@@ -120,7 +120,7 @@ class UserResponse(nn.Module):
         c, _ = self.cross_attn(e_u, s, s)
         c = self.concat(torch.cat([c, e_u], -1))
         score = (self.item_proj(x_slate) * c).sum(-1)
-        reg = linear_reg([self])
+        reg = regularization([self])
         return torch.sigmoid(score), reg
 
 

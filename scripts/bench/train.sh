@@ -96,10 +96,18 @@ hsrl_its() {
   awk -F'\t' 'NR == 2 {i0 = $1; s0 = $2} NR > 2 {i1 = $1; s1 = $2}
     END {printf "%.1f", (i1 - i0) / (s1 - s0)}' "$tmp/runs/bench/metrics.tsv"
 }
-# (3): the PyTorch re-implementation's output into $tmp/torch.out
+# (3): the PyTorch re-implementation's output into $tmp/torch.out; sets ref (iterations/s) and
+# ref_upd (its update's median ms)
 torch_run() {
   HDF5_PLUGIN_PATH=$root/$dir/plugins "${pin[@]}" /usr/bin/python3 "$root/scripts/bench/reference_torch.py" \
     --data "$tmp/ml1m.data.h5" --sid "$tmp/ml1m.sid.h5" --iters "$torch_iters" >"$tmp/torch.out"
+  ref=$(awk '/^iterations\/s/ {print $2}' "$tmp/torch.out")
+  ref_upd=$(awk '$1 == "update" {print $3}' "$tmp/torch.out")
+}
+# one line of the rounds table (ROUND HSRL_ITS REF REF_UPD), also appended to $tmp/rounds.txt
+round_line() {
+  printf "%5d  %9s  %12s  %17s  %5.2f\n" "$1" "$2" "$3" "$4" "$(awk -v r="$2" -v t="$3" 'BEGIN {print r / t}')" |
+    tee -a "$tmp/rounds.txt"
 }
 
 echo "== (1) hsrl train: $iters timed iterations (+ $report warm-up) after learning_starts = 2000, $cores"
@@ -127,8 +135,6 @@ echo "== (3) the authors' computation in PyTorch (scripts/bench/reference_torch.
 if /usr/bin/python3 -c 'import torch, numpy, h5py' 2>/dev/null; then
   torch_run
   cat "$tmp/torch.out"
-  ref=$(awk '/^iterations\/s/ {print $2}' "$tmp/torch.out")
-  ref_upd=$(awk '$1 == "update" {print $3}' "$tmp/torch.out")
   awk -v r="$its" -v t="$ref" -v u="$upd" -v tu="$ref_upd" 'BEGIN {
     printf "ratio on this machine, same run: %.1fx iterations/s (hsrl %.1f / PyTorch %.3f), update %.1fx (%.2f ms / %.3f ms)\n",
            r / t, r, t, tu / u, tu, u
@@ -137,15 +143,11 @@ if /usr/bin/python3 -c 'import torch, numpy, h5py' 2>/dev/null; then
   if ((rounds > 1)); then
     echo "== rounds: (1) then (3), $rounds in all (round 1 above)"
     echo "round  hsrl it/s  PyTorch it/s  PyTorch update ms  ratio"
-    printf "%5d  %9s  %12s  %17s  %5.2f\n" 1 "$its" "$ref" "$ref_upd" "$(awk -v r="$its" -v t="$ref" 'BEGIN {print r / t}')" |
-      tee "$tmp/rounds.txt"
+    round_line 1 "$its" "$ref" "$ref_upd"
     for ((k = 2; k <= rounds; k++)); do
       its_k=$(hsrl_its)
       torch_run
-      ref_k=$(awk '/^iterations\/s/ {print $2}' "$tmp/torch.out")
-      upd_k=$(awk '$1 == "update" {print $3}' "$tmp/torch.out")
-      printf "%5d  %9s  %12s  %17s  %5.2f\n" "$k" "$its_k" "$ref_k" "$upd_k" \
-        "$(awk -v r="$its_k" -v t="$ref_k" 'BEGIN {print r / t}')" | tee -a "$tmp/rounds.txt"
+      round_line "$k" "$its_k" "$ref" "$ref_upd"
     done
     sort -n -k5 "$tmp/rounds.txt" | awk '{v[NR] = $5} END {
       m = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
