@@ -14,6 +14,8 @@
 # usage: scripts/bench/arith_bound.sh [ROUNDS]   (default 6; about 1 minute per round)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
+# shellcheck source=scripts/bench/ml1m_reference.sh
+source "$root/scripts/bench/ml1m_reference.sh"
 rounds=${1:-6}
 [[ "$rounds" =~ ^[1-9][0-9]*$ ]] || { echo "arith_bound.sh: ROUNDS '$rounds' is not a positive integer" >&2; exit 2; }
 cpu=${HSRL_BENCH_CPU:-0}
@@ -39,18 +41,7 @@ for v in exact cheap; do
   cmake --build "$tmp/$v/build" -j "$(nproc)" --target hsrl bench_train >/dev/null
 done
 hsrl=$tmp/exact/build/hsrl
-echo "== prepare (not timed): data prepare, sim train --epochs 2, sid build --levels 3 --vocab 64"
-"$hsrl" data prepare --format ml1m --input "$data" --out "$tmp/ml1m.data.h5" --quiet >/dev/null
-"$hsrl" sim train --data "$tmp/ml1m.data.h5" --split train --out "$tmp/ml1m.sim-train.h5" --epochs 2 \
-  --quiet >/dev/null
-"$hsrl" sid build --data "$tmp/ml1m.data.h5" --sim "$tmp/ml1m.sim-train.h5" --out "$tmp/ml1m.sid.h5" \
-  --levels 3 --vocab 64 --quiet >/dev/null
-sets=(
-  "run.data=$tmp/ml1m.data.h5" "run.sim_train=$tmp/ml1m.sim-train.h5" "run.sid=$tmp/ml1m.sid.h5"
-  "data.format=ml1m" "data.input=$data" "data.slate_size=10" "data.history_len=50"
-  "env.batch=32" "agent.kind=hsrl" "agent.d=32" "agent.layers=2" "agent.heads=4" "agent.ffn=128"
-  "train.batch=64" "train.learning_starts=2000"
-)
+ml1m_reference_prepare "$hsrl" "$tmp" "$data"
 pin=()
 if command -v taskset >/dev/null 2>&1 && taskset -c "$cpu" true 2>/dev/null; then pin=(taskset -c "$cpu"); fi
 export OPENBLAS_NUM_THREADS=1

@@ -31,6 +31,8 @@
 #   ROUNDS       rounds of (1) and (3) (default 1)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
+# shellcheck source=scripts/bench/ml1m_reference.sh
+source "$root/scripts/bench/ml1m_reference.sh"
 cpu=${HSRL_BENCH_CPU:-0}
 dir=${1:-build}
 iters=${2:-1000}
@@ -56,20 +58,7 @@ fi
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), load $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "== prepare (not timed): data prepare, sim train --epochs 2, sid build --levels 3 --vocab 64"
-"$hsrl" data prepare --format ml1m --input "$data" --out "$tmp/ml1m.data.h5" --quiet >/dev/null
-"$hsrl" sim train --data "$tmp/ml1m.data.h5" --split train --out "$tmp/ml1m.sim-train.h5" --epochs 2 \
-  --quiet >/dev/null
-"$hsrl" sid build --data "$tmp/ml1m.data.h5" --sim "$tmp/ml1m.sim-train.h5" --out "$tmp/ml1m.sid.h5" \
-  --levels 3 --vocab 64 --quiet >/dev/null
-
-# The reference shapes; the same keys go to hsrl train (config file) and bench_train (arguments).
-sets=(
-  "run.data=$tmp/ml1m.data.h5" "run.sim_train=$tmp/ml1m.sim-train.h5" "run.sid=$tmp/ml1m.sid.h5"
-  "data.format=ml1m" "data.input=$data" "data.slate_size=10" "data.history_len=50"
-  "env.batch=32" "agent.kind=hsrl" "agent.d=32" "agent.layers=2" "agent.heads=4" "agent.ffn=128"
-  "train.batch=64" "train.learning_starts=2000"
-)
+ml1m_reference_prepare "$hsrl" "$tmp" "$data"
 report=100
 total=$((iters + report))
 {
